@@ -1,0 +1,1 @@
+"""Renderers: turn collected results into tables, CSV, JSON, HTML and overlays."""

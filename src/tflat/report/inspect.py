@@ -1,0 +1,112 @@
+"""Render a :class:`~tflat.model.ops.Graph` for ``tflat inspect``."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+from tflat.model.ops import Graph, Op
+
+
+def _shape(op: Op) -> str:
+    return "x".join(str(d) for d in op.outputs[0].shape) if op.outputs else ""
+
+
+def _in_shape(op: Op) -> str:
+    acts = op.activations
+    return "x".join(str(d) for d in acts[0].shape) if acts else ""
+
+
+def _pair(p: tuple[int, int] | None) -> str:
+    return f"{p[0]}x{p[1]}" if p else ""
+
+
+CSV_COLUMNS = (
+    "index", "subgraph", "type", "known", "input_shape", "output_shape", "dtype", "kernel",
+    "stride", "dilation", "padding", "groups", "depth_multiplier", "activation", "flops",
+    "weight_bytes", "input_bytes", "output_bytes",
+)  # fmt: skip
+
+
+def _row(op: Op) -> dict[str, Any]:
+    return {
+        "index": op.index,
+        "subgraph": op.subgraph,
+        "type": op.type,
+        "known": op.known,
+        "input_shape": _in_shape(op),
+        "output_shape": _shape(op),
+        "dtype": op.outputs[0].dtype if op.outputs else "",
+        "kernel": _pair(op.kernel),
+        "stride": _pair(op.stride),
+        "dilation": _pair(op.dilation),
+        "padding": op.padding or "",
+        "groups": op.groups,
+        "depth_multiplier": op.depth_multiplier if op.depth_multiplier is not None else "",
+        "activation": op.activation,
+        "flops": op.flops,
+        "weight_bytes": op.weight_bytes,
+        "input_bytes": op.input_bytes,
+        "output_bytes": op.output_bytes,
+    }
+
+
+def to_json(graph: Graph) -> str:
+    return json.dumps(graph.to_dict(), indent=2) + "\n"
+
+
+def to_csv(graph: Graph) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for op in graph.all_ops:
+        writer.writerow(_row(op))
+    return buf.getvalue()
+
+
+def human(n: float, unit: str = "") -> str:
+    for div, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= div:
+            return f"{n / div:.2f} {suffix}{unit}"
+    return f"{n:g} {unit}".rstrip()
+
+
+def to_table(graph: Graph) -> Any:
+    from rich.console import Group
+    from rich.table import Table
+
+    table = Table(title=f"{graph.name}: {len(graph.all_ops)} ops", show_lines=False)
+    for col, justify in (
+        ("#", "right"), ("type", "left"), ("input", "left"), ("output", "left"),
+        ("kernel", "left"), ("stride", "left"), ("pad", "left"), ("groups", "right"),
+        ("act", "left"), ("FLOPs", "right"), ("weights", "right"),
+    ):  # fmt: skip
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for op in graph.all_ops:
+        r = _row(op)
+        prefix = f"{op.subgraph}:" if op.subgraph else ""
+        table.add_row(
+            f"{prefix}{op.index}",
+            op.type if op.known else f"[yellow]{op.type} (unknown)[/]",
+            r["input_shape"],
+            r["output_shape"],
+            r["kernel"],
+            r["stride"],
+            r["padding"],
+            str(op.groups) if op.groups != 1 else "",
+            "" if op.activation == "NONE" else op.activation,
+            human(op.flops),
+            human(op.weight_bytes, "B"),
+        )
+    s = graph.summary()
+    summary = Table.grid(padding=(0, 2))
+    summary.add_row("ops", f"{s['ops']} in {s['subgraphs']} subgraph(s)")
+    summary.add_row("by type", ", ".join(f"{k} {v}" for k, v in s["op_counts"].items()))
+    summary.add_row("total FLOPs", human(s["total_flops"]))
+    summary.add_row("parameters", f"{s['parameters']:,}")
+    summary.add_row("model size", human(s["size_bytes"], "B"))
+    if s["unknown_ops"]:
+        summary.add_row("[yellow]unknown ops[/]", ", ".join(s["unknown_ops"]))
+    return Group(table, summary)
