@@ -1,0 +1,288 @@
+"""Sampling plans: TOML files that say which op specs to benchmark.
+
+A plan has a ``name``, a ``description``, a ``seed`` and sections, each a TOML array of
+tables:
+
+``[[grid]]``    ``kind`` plus parameters; every list is an axis of a cartesian product.
+``[[random]]``  ``kind``, ``count``, ``method`` (``lhs`` or ``uniform``) plus parameters: scalars
+                fixed, lists chosen from, ``{min, max, log, step}`` ranges, ``{same_as = "x"}``.
+``[[prior]]``   specs of real models, as they are and jittered: ``tables`` from the vendored
+                nn-Meter layer shapes (``conv``, ``dwconv``, ``fc``, ``pooling``) and/or
+                ``models`` (a folder of .tflite files, relative to the plan file), with
+                ``per_row`` jittered neighbours each (``jitter`` is the relative amount).
+``[[specs]]``   explicit specs: ``kind`` and parameters.
+
+Shipped plans live in ``tflat/data/plans``; a plan argument is a shipped name or a path.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import logging
+import tomllib
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tflat.errors import SpecError
+from tflat.model.spec import OpSpec
+from tflat.plans import sampling
+
+log = logging.getLogger(__name__)
+
+_SECTIONS = ("grid", "random", "prior", "specs")
+
+
+@dataclass(frozen=True)
+class InvalidSpec:
+    """A spec a plan asked for that cannot be a valid model, and why."""
+
+    kind: str
+    params: Mapping[str, Any]
+    reason: str
+
+
+@dataclass(frozen=True)
+class PlanSpecs:
+    """What a plan expands to: distinct valid specs in plan order, and the invalid ones."""
+
+    specs: tuple[OpSpec, ...]
+    invalid: tuple[InvalidSpec, ...] = ()
+
+    def by_kind(self) -> dict[str, int]:
+        return dict(Counter(s.kind for s in self.specs))
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    description: str
+    seed: int
+    sections: tuple[tuple[str, Mapping[str, Any]], ...]
+    source: str = ""
+    base_dir: Path | None = field(default=None, compare=False)
+
+    def expand(self, *, seed: int | None = None, sample: int | None = None) -> PlanSpecs:
+        """All specs of the plan (``seed`` overrides the plan's), or a random ``sample``."""
+        rng = np.random.default_rng(self.seed if seed is None else seed)
+        specs: dict[str, OpSpec] = {}
+        invalid: list[InvalidSpec] = []
+        for i, (section, body) in enumerate(self.sections):
+            where = f"plan {self.name}, [[{section}]] #{i + 1}"
+            for item in _section(section, dict(body), rng, self.base_dir, where):
+                if isinstance(item, InvalidSpec):
+                    invalid.append(item)
+                else:
+                    specs.setdefault(item.spec_hash, item)
+        chosen = list(specs.values())
+        if sample is not None and sample < len(chosen):
+            if sample < 0:
+                raise SpecError(f"--sample must be >= 0, not {sample}")
+            picks = np.sort(rng.choice(len(chosen), size=sample, replace=False))
+            chosen = [chosen[int(i)] for i in picks]
+        return PlanSpecs(tuple(chosen), tuple(invalid))
+
+
+def _section(
+    section: str, body: dict[str, Any], rng: np.random.Generator, base: Path | None, where: str
+) -> Iterator[OpSpec | InvalidSpec]:
+    if section in ("grid", "specs", "random") and "kind" not in body:
+        raise SpecError(f"{where}: no 'kind'")
+    if section in ("grid", "specs"):
+        kind = str(body.pop("kind"))
+        for params in sampling.grid(kind, body) if section == "grid" else [body]:
+            try:
+                yield OpSpec(kind, params)
+            except SpecError as exc:
+                yield InvalidSpec(kind.upper(), params, str(exc))
+    elif section == "random":
+        kind = str(body.pop("kind"))
+        count = int(body.pop("count", 100))
+        method = str(body.pop("method", "lhs"))
+        try:
+            yield from sampling.random_specs(kind, body, count, rng, method)
+        except SpecError as exc:
+            raise SpecError(f"{where}: {exc}") from exc
+    elif section == "prior":
+        yield from _prior(body, rng, base, where)
+    else:
+        raise SpecError(f"{where}: unknown section (expected one of {', '.join(_SECTIONS)})")
+
+
+def _prior(
+    body: Mapping[str, Any], rng: np.random.Generator, base: Path | None, where: str
+) -> Iterator[OpSpec | InvalidSpec]:
+    per_row = int(body.get("per_row", 0))
+    amount = float(body.get("jitter", 0.25))
+    seeds: list[OpSpec] = []
+    for table in body.get("tables", []):
+        seeds.extend(prior_table_specs(str(table)))
+    models = body.get("models")
+    if models is not None:
+        folder = Path(str(models)).expanduser()
+        if not folder.is_absolute() and base is not None:
+            folder = base / folder
+        seeds.extend(model_specs(folder))
+    if not seeds:
+        raise SpecError(f"{where}: no 'tables' or 'models' with specs")
+    distinct = list({s.spec_hash: s for s in seeds}.values())
+    for spec in distinct:
+        if body.get("keep", True):
+            yield spec
+        yield from sampling.neighbours(spec, per_row, rng, amount)
+
+
+def model_specs(folder: Path) -> list[OpSpec]:
+    """Specs of every op of every .tflite under ``folder`` that a spec can describe."""
+    from tflat.model.reader import read_model
+    from tflat.model.spec import KIND_PARAMS, spec_from_op
+
+    if not folder.is_dir():
+        raise SpecError(f"prior models: {folder} is not a folder")
+    out: list[OpSpec] = []
+    skipped: Counter[str] = Counter()
+    for path in sorted(folder.rglob("*.tflite")):
+        graph = read_model(path)
+        for op in graph.ops:
+            if op.type not in KIND_PARAMS:
+                continue
+            try:
+                out.append(spec_from_op(op, graph))
+            except SpecError:
+                skipped[op.type] += 1
+    if skipped:
+        log.info("prior models: ops no spec describes: %s", dict(skipped))
+    return out
+
+
+@functools.cache
+def _prior_rows(table: str) -> tuple[dict[str, str], ...]:
+    path = resources.files("tflat") / "data" / "priors" / f"{table}.csv"
+    if not path.is_file():
+        raise SpecError(f"no prior table {table!r} (known: conv, dwconv, fc, pooling)")
+    with path.open(encoding="utf-8") as fh:
+        return tuple(csv.DictReader(fh))
+
+
+def prior_table_specs(table: str) -> list[OpSpec]:
+    """Specs from a vendored nn-Meter layer-shape table (``same`` padding, no activation)."""
+    out = []
+    for row in _prior_rows(table):
+        r = {k: int(v) for k, v in row.items() if k != "model" and v not in ("", None)}
+        image = {"input_h": r.get("input_h", 1), "input_w": r.get("input_w", 1), "cin": r["cin"]}
+        if table == "conv":
+            out.append(
+                OpSpec(
+                    "CONV_2D",
+                    {
+                        **image,
+                        "cout": r["cout"],
+                        "kernel": r["ks"],
+                        "stride": r["stride"],
+                        "groups": r.get("groups", 1),
+                    },
+                )
+            )
+        elif table == "dwconv":
+            out.append(
+                OpSpec("DEPTHWISE_CONV_2D", {**image, "kernel": r["ks"], "stride": r["stride"]})
+            )
+        elif table == "fc":
+            out.append(OpSpec("FULLY_CONNECTED", {"cin": r["cin"], "cout": r["cout"]}))
+        elif table == "pooling":
+            for kind in ("MAX_POOL_2D", "AVERAGE_POOL_2D"):
+                out.append(OpSpec(kind, {**image, "kernel": r["ks"], "stride": r["stride"]}))
+    return out
+
+
+def shipped_plans() -> list[str]:
+    """Names of the plans tflat ships."""
+    folder = resources.files("tflat") / "data" / "plans"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def load_plan(plan: str | Path) -> Plan:
+    """A shipped plan by name, or a plan file by path. Bad plans raise :class:`SpecError`."""
+    text: str
+    base: Path | None
+    if isinstance(plan, str) and plan in shipped_plans():
+        res = resources.files("tflat") / "data" / "plans" / f"{plan}.toml"
+        text, source, base = res.read_text(encoding="utf-8"), f"shipped:{plan}", None
+    else:
+        path = Path(plan)
+        if not path.is_file():
+            raise SpecError(
+                f"no plan {str(plan)!r}: not a shipped plan ({', '.join(shipped_plans())}) "
+                "nor a file"
+            )
+        text, source, base = path.read_text(encoding="utf-8"), str(path), path.parent
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"plan {plan}: not valid TOML ({exc})") from exc
+    return plan_from_dict(data, source=source, base_dir=base, default_name=Path(str(plan)).stem)
+
+
+def plan_from_dict(
+    data: Mapping[str, Any],
+    *,
+    source: str = "",
+    base_dir: Path | None = None,
+    default_name: str = "plan",
+) -> Plan:
+    unknown = sorted(set(data) - {"name", "description", "seed", *_SECTIONS})
+    if unknown:
+        raise SpecError(f"plan {default_name}: unknown key(s) {', '.join(unknown)}")
+    sections: list[tuple[str, Mapping[str, Any]]] = []
+    for section in _SECTIONS:
+        entries = data.get(section, [])
+        if not isinstance(entries, list):
+            raise SpecError(f"plan {default_name}: [{section}] must be [[{section}]] (a list)")
+        sections.extend((section, dict(e)) for e in entries)
+    if not sections:
+        raise SpecError(f"plan {default_name}: no [[grid]], [[random]], [[prior]] or [[specs]]")
+    return Plan(
+        name=str(data.get("name", default_name)),
+        description=str(data.get("description", "")),
+        seed=int(data.get("seed", 0)),
+        sections=tuple(sections),
+        source=source,
+        base_dir=base_dir,
+    )
+
+
+def summarize(plan: Plan, expanded: PlanSpecs) -> dict[str, Any]:
+    """Counts by kind and each parameter's values (range or set), as plain data."""
+    kinds: dict[str, dict[str, Any]] = {}
+    for kind, n in sorted(expanded.by_kind().items()):
+        params: dict[str, Any] = {}
+        rows = [s.params for s in expanded.specs if s.kind == kind]
+        for key in rows[0]:
+            values = [r[key] for r in rows]
+            if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+                distinct = sorted(set(values))
+                params[key] = (
+                    distinct
+                    if len(distinct) <= 8
+                    else {"min": distinct[0], "max": distinct[-1], "distinct": len(distinct)}
+                )
+            else:
+                params[key] = sorted({str(v) for v in values})[:8]
+        kinds[kind] = {"count": n, "params": params}
+    return {
+        "plan": plan.name,
+        "description": plan.description,
+        "source": plan.source,
+        "seed": plan.seed,
+        "count": len(expanded.specs),
+        "invalid": len(expanded.invalid),
+        "invalid_examples": [i.reason for i in expanded.invalid[:5]],
+        "by_kind": {k: v["count"] for k, v in kinds.items()},
+        "kinds": kinds,
+    }
