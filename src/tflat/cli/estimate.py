@@ -1,0 +1,86 @@
+"""``tflat estimate`` and ``tflat devices``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from tflat.cli.common import emit, write_text_atomic
+
+ESTIMATE_FORMATS = ("table", "csv", "json", "html")
+
+
+@click.command("estimate")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option(
+    "-d",
+    "--device",
+    "devices",
+    multiple=True,
+    default=("pixel4",),
+    show_default=True,
+    help="Device id (repeat for several devices side by side). See 'tflat devices'.",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(ESTIMATE_FORMATS), default="table", show_default=True
+)
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path), help="Write to FILE instead of stdout."
+)
+@click.option(
+    "--overlay",
+    type=click.Path(path_type=Path),
+    help="Also write Model Explorer node data (a latency heat map) to FILE "
+    "(one FILE.<device>.json per device when several).",
+)
+@click.option("--db", "db_url", help="Database URL for calibrated devices (default: TFLAT_DB).")
+def estimate_cmd(
+    model: Path,
+    devices: tuple[str, ...],
+    fmt: str,
+    output: Path | None,
+    overlay: Path | None,
+    db_url: str | None,
+) -> None:
+    """Estimate MODEL's latency per layer on each DEVICE's GPU, with an interval."""
+    from tflat.estimate import estimate_with
+    from tflat.model import read_model
+    from tflat.predict import load_predictor
+
+    graph = read_model(model)
+    unique = list(dict.fromkeys(devices))
+    estimates = [estimate_with(graph, load_predictor(d, db_url=db_url)) for d in unique]
+    if overlay is not None:
+        from tflat.report import overlay as me
+
+        for est, path in zip(estimates, me.overlay_paths(overlay, unique), strict=True):
+            write_text_atomic(path, me.to_json(est))
+    if fmt == "html":
+        from tflat.report.html import to_html
+
+        emit(to_html(estimates), output)
+        return
+    from tflat.report import estimate_text as render
+
+    if fmt == "json":
+        emit(render.to_json(estimates), output)
+    elif fmt == "csv":
+        emit(render.to_csv(estimates), output)
+    else:
+        emit(render.to_table(estimates), output)
+
+
+@click.command("devices")
+@click.option("--db", "db_url", help="Database URL for calibrated devices (default: TFLAT_DB).")
+@click.option("--format", "fmt", type=click.Choice(("table", "json")), default="table")
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path), help="Write to FILE instead of stdout."
+)
+def devices_cmd(db_url: str | None, fmt: str, output: Path | None) -> None:
+    """List the devices tflat can estimate for: bundled and calibrated, with provenance."""
+    from tflat.predict import list_devices
+    from tflat.report import estimate_devices as render
+
+    cards = list_devices(db_url=db_url)
+    emit(render.to_json(cards) if fmt == "json" else render.to_table(cards), output)
