@@ -84,7 +84,7 @@ def time_cli(model: Path, device: str, runs: int, fmt: str) -> dict[str, float]:
 
 def time_in_process(model: Path, device: str, runs: int) -> dict[str, Any]:
     t0 = time.perf_counter()
-    from tflat.estimate import estimate_with
+    from tflat.estimation import estimate_with
     from tflat.model import read_model
     from tflat.predict import load_predictor
 

@@ -156,7 +156,7 @@ def main() -> int:
     held_out_devices = [d for d in args.held_out_devices.split(",") if d]
 
     from tflat.datasets.usc import family_of, load_usc
-    from tflat.estimate import estimate_with
+    from tflat.estimation import estimate_with
     from tflat.model import read_model
     from tflat.predict import load_predictor
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tflat.errors import ModelFormatError, PredictorError
-from tflat.estimate import Estimate, Role, estimate, estimate_with
+from tflat.estimation import Estimate, Role, estimate, estimate_with
 from tflat.gpu import partition
 from tflat.model import Graph, read_model
 from tflat.model.ops import Subgraph

@@ -18,7 +18,7 @@ from xml.etree import ElementTree
 
 import pytest
 
-from tflat.estimate import Estimate, KernelEstimate, KernelRef, LayerEstimate, Role
+from tflat.estimation import Estimate, KernelEstimate, KernelRef, LayerEstimate, Role
 from tflat.report import estimate_text, html, overlay, svg
 
 GOLDEN = Path(__file__).parent / "golden"

@@ -1,8 +1,14 @@
 """tflat: how long a TFLite model takes on a phone's GPU, before anyone runs it on a phone.
 
 The public API. The CLI uses only what is listed in ``__all__``. Importing tflat does no work:
-heavy modules (LiteRT, SQLAlchemy, scikit-learn) load inside the functions that need them.
+each name below is imported on first use (PEP 562), so ``import tflat`` stays cheap and heavy
+modules (LiteRT, SQLAlchemy, LightGBM) load only inside the functions that need them.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from tflat.errors import (
     DeviceError,
@@ -12,20 +18,82 @@ from tflat.errors import (
     StoreError,
     TflatError,
 )
-from tflat.model import Graph, Op, TensorInfo, read_model
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "DeviceError",
-    "Graph",
-    "ModelFormatError",
-    "Op",
-    "PredictorError",
-    "SpecError",
-    "StoreError",
-    "TensorInfo",
-    "TflatError",
-    "__version__",
-    "read_model",
-]
+#: public name -> module that defines it
+_LAZY: dict[str, str] = {
+    "Graph": "tflat.model.ops",
+    "Op": "tflat.model.ops",
+    "TensorInfo": "tflat.model.ops",
+    "read_model": "tflat.model.reader",
+    "OpSpec": "tflat.model.spec",
+    "GraphBuilder": "tflat.model.writer",
+    "write_spec": "tflat.model.writer",
+    "build_model": "tflat.model.zoo",
+    "load_plan": "tflat.plans",
+    "generate": "tflat.plans",
+    "adaptive_specs": "tflat.plans",
+    "Kernel": "tflat.gpu",
+    "partition": "tflat.gpu",
+    "load_predictor": "tflat.predict",
+    "list_devices": "tflat.predict",
+    "Predictor": "tflat.predict",
+    "GraphPrediction": "tflat.predict",
+    "KernelTime": "tflat.predict",
+    "DeviceCard": "tflat.predict",
+    "estimate": "tflat.estimation",
+    "Estimate": "tflat.estimation",
+    "LayerEstimate": "tflat.estimation",
+    "open_store": "tflat.store",
+    "get_runner": "tflat.bench",
+    "RunSettings": "tflat.bench",
+    "Measurement": "tflat.bench",
+}
+
+__all__ = sorted(
+    [
+        *_LAZY,
+        "DeviceError",
+        "ModelFormatError",
+        "PredictorError",
+        "SpecError",
+        "StoreError",
+        "TflatError",
+        "__version__",
+    ]
+)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tflat' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return list(__all__)
+
+
+if TYPE_CHECKING:
+    from tflat.bench import Measurement, RunSettings, get_runner
+    from tflat.estimation import Estimate, LayerEstimate, estimate
+    from tflat.gpu import Kernel, partition
+    from tflat.model.ops import Graph, Op, TensorInfo
+    from tflat.model.reader import read_model
+    from tflat.model.spec import OpSpec
+    from tflat.model.writer import GraphBuilder, write_spec
+    from tflat.model.zoo import build_model
+    from tflat.plans import adaptive_specs, generate, load_plan
+    from tflat.predict import (
+        DeviceCard,
+        GraphPrediction,
+        KernelTime,
+        Predictor,
+        list_devices,
+        load_predictor,
+    )
+    from tflat.store import open_store

@@ -44,7 +44,7 @@ def estimate_cmd(
     db_url: str | None,
 ) -> None:
     """Estimate MODEL's latency per layer on each DEVICE's GPU, with an interval."""
-    from tflat.estimate import estimate_with
+    from tflat.estimation import estimate_with
     from tflat.model import read_model
     from tflat.predict import load_predictor
 

@@ -1,6 +1,6 @@
 """Render estimates as a terminal table, CSV or JSON.
 
-One function per format; each takes one or several :class:`~tflat.estimate.Estimate` (one per
+One function per format; each takes one or several :class:`~tflat.estimation.Estimate` (one per
 device) and returns text or a rich renderable. Numbers are rounded only for display: JSON keeps
 full precision so its rows add up to its total.
 """
@@ -13,7 +13,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from tflat.estimate import Estimate, LayerEstimate, Role
+from tflat.estimation import Estimate, LayerEstimate, Role
 
 CSV_COLUMNS = (
     "device", "index", "subgraph", "type", "output_shape", "kernel_index", "kernel",

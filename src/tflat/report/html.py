@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from html import escape
 
 from tflat import __version__
-from tflat.estimate import Estimate, LayerEstimate, Role
+from tflat.estimation import Estimate, LayerEstimate, Role
 from tflat.report import svg
 from tflat.report.estimate_text import (
     flag_text,

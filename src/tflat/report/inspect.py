@@ -80,10 +80,11 @@ def to_table(graph: Graph) -> Any:
     table = Table(title=f"{graph.name}: {len(graph.all_ops)} ops", show_lines=False)
     for col, justify in (
         ("#", "right"), ("type", "left"), ("input", "left"), ("output", "left"),
-        ("kernel", "left"), ("stride", "left"), ("pad", "left"), ("groups", "right"),
-        ("act", "left"), ("FLOPs", "right"), ("weights", "right"),
+        ("dtype", "left"), ("kernel", "left"), ("stride", "left"), ("pad", "left"),
+        ("groups", "right"), ("act", "left"), ("FLOPs", "right"), ("weights", "right"),
     ):  # fmt: skip
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+        # Cells never wrap: a narrow terminal crops the widest columns instead.
+        table.add_column(col, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     for op in graph.all_ops:
         r = _row(op)
         prefix = f"{op.subgraph}:" if op.subgraph else ""
@@ -92,6 +93,7 @@ def to_table(graph: Graph) -> Any:
             op.type if op.known else f"[yellow]{op.type} (unknown)[/]",
             r["input_shape"],
             r["output_shape"],
+            r["dtype"],
             r["kernel"],
             r["stride"],
             r["padding"],
@@ -108,5 +110,29 @@ def to_table(graph: Graph) -> Any:
     summary.add_row("parameters", f"{s['parameters']:,}")
     summary.add_row("model size", human(s["size_bytes"], "B"))
     if s["unknown_ops"]:
-        summary.add_row("[yellow]unknown ops[/]", ", ".join(s["unknown_ops"]))
+        summary.add_row(
+            "[yellow]unknown ops[/]",
+            ", ".join(s["unknown_ops"]) + " (no cost formula: 0 FLOPs counted, flagged above)",
+        )
+    if len(graph.subgraphs) > 1:
+        summary.add_row(
+            "subgraphs",
+            "; ".join(
+                f"{sg.index}: {sg.name or '-'} ({len(sg.ops)} ops)" for sg in graph.subgraphs
+            ),
+        )
     return Group(table, summary)
+
+
+def natural_width(renderable: Any, limit: int = 400) -> int:
+    """The width a renderable needs to print without cropping (capped).
+
+    For :func:`to_table`'s group only the ops table counts: the summary wraps to its width.
+    """
+    from rich.console import Console, Group
+    from rich.measure import Measurement
+
+    if isinstance(renderable, Group) and renderable.renderables:
+        renderable = renderable.renderables[0]
+    console = Console(width=limit)
+    return min(max(Measurement.get(console, console.options, renderable).maximum, 40), limit)

@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tflat.estimate import Estimate
+from tflat.estimation import Estimate
 
 #: White (cheapest op) through yellow to dark red (most expensive op).
 GRADIENT = (

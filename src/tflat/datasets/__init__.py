@@ -1,0 +1,1 @@
+"""Public measured data sets tflat trains and checks its predictors on."""

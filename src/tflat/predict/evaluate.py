@@ -1,0 +1,172 @@
+"""Honest evaluation: architecture families held out, never the same family in train and test.
+
+``evaluate_families`` retrains the whole pipeline (kernel models, intervals, whole-model term)
+on the other families for each fold and predicts the held-out models from their kernel shapes;
+op-level errors are also reported for op shapes that never occur in the fold's training rows.
+``evaluate_on_models`` checks an already-trained predictor on whole models with a .tflite file.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tflat.datasets.usc import UscData
+from tflat.predict.metrics import accuracy
+from tflat.predict.predictor import Predictor
+from tflat.predict.train import _group_folds, model_parts
+from tflat.predict.usc import GPU_CONFIG, device_meta, fit_usc_device
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ModelResult:
+    model: str
+    family: str
+    measured_ms: float
+    predicted_ms: float
+    low_ms: float
+    high_ms: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "family": self.family,
+            "measured_ms": self.measured_ms,
+            "predicted_ms": self.predicted_ms,
+            "low_ms": self.low_ms,
+            "high_ms": self.high_ms,
+        }
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    device: str
+    method: str
+    folds: int
+    models: tuple[ModelResult, ...]
+    model_metrics: dict[str, Any]
+    op_metrics: dict[str, Any]
+    op_unseen_metrics: dict[str, Any]
+    families: dict[str, list[str]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "device": self.device,
+            "method": self.method,
+            "folds": self.folds,
+            "model_level": self.model_metrics,
+            "op_level": self.op_metrics,
+            "op_level_unseen_shapes": self.op_unseen_metrics,
+            "families": self.families,
+            "models": [m.to_dict() for m in self.models],
+        }
+
+
+def _shape_key(s: Any) -> tuple[Any, ...]:
+    return (s.kind, s.h_in, s.cin, s.h_out, s.cout, s.kernel, s.stride, s.groups)
+
+
+def evaluate_families(
+    data: UscData, device: str, n_folds: int = 5, inner_folds: int = 4, **fit_kwargs: Any
+) -> EvalReport:
+    """Family-held-out cross-validation of the full training pipeline on USC rows."""
+    _, gpu_family = device_meta(device)
+    ops = data.ops_for(device)
+    rows = data.models_for(device, GPU_CONFIG)
+    parts = [p for p in model_parts(ops, rows, gpu_family) if p.measured_ms and p.shapes]
+    measured_ops: dict[str, list[float]] = {}
+    for r in sorted(ops, key=lambda r: (r.model, r.position)):
+        measured_ops.setdefault(r.model, []).append(r.latency_ms)
+    folds = _group_folds([p.family for p in parts], n_folds)
+    results: list[ModelResult] = []
+    op_m: list[float] = []
+    op_p: list[float] = []
+    op_lo: list[float] = []
+    op_hi: list[float] = []
+    op_unseen: list[bool] = []
+    fam_folds: dict[str, list[str]] = {}
+    for i, (train_idx, test_idx) in enumerate(folds):
+        train = {parts[j].model for j in train_idx}
+        fam_folds[f"fold{i}"] = sorted({parts[j].family for j in test_idx})
+        log.info("%s fold %d: testing %s", device, i, fam_folds[f"fold{i}"])
+        pred = Predictor(
+            fit_usc_device(data, device, models=train, n_folds=inner_folds, **fit_kwargs)
+        )
+        seen = {_shape_key(s) for j in train_idx for s in parts[j].shapes}
+        for j in test_idx:
+            mp = parts[j]
+            raw = pred.predict_shapes(mp.shapes)
+            total = pred.total_from_parts(raw, mp.unlisted_ops, mp.unlisted_mb)
+            lo, hi = pred.whole.log_interval
+            results.append(
+                ModelResult(
+                    mp.model,
+                    mp.family,
+                    float(mp.measured_ms or 0.0),
+                    total,
+                    total * math.exp(lo),
+                    total * math.exp(hi),
+                )
+            )
+            for s, r, m in zip(mp.shapes, raw, measured_ops[mp.model], strict=True):
+                klo, khi = pred.kernel_log_interval.get(s.kind, (0.0, 0.0))
+                op_m.append(m)
+                op_p.append(float(r))
+                op_lo.append(float(r) * math.exp(klo))
+                op_hi.append(float(r) * math.exp(khi))
+                op_unseen.append(_shape_key(s) not in seen)
+    results.sort(key=lambda r: r.model)
+    unseen = np.asarray(op_unseen, dtype=bool)
+    return EvalReport(
+        device=device,
+        method=f"family-held-out, {len(folds)} folds",
+        folds=len(folds),
+        models=tuple(results),
+        model_metrics=accuracy(
+            [r.measured_ms for r in results],
+            [r.predicted_ms for r in results],
+            [r.low_ms for r in results],
+            [r.high_ms for r in results],
+        ),
+        op_metrics=accuracy(op_m, op_p, op_lo, op_hi),
+        op_unseen_metrics=accuracy(
+            np.asarray(op_m)[unseen], np.asarray(op_p)[unseen],
+            np.asarray(op_lo)[unseen], np.asarray(op_hi)[unseen],
+        ),
+        families=fam_folds,
+    )  # fmt: skip
+
+
+def evaluate_on_models(
+    predictor: Predictor, models: Sequence[tuple[str, str, float]]
+) -> EvalReport:
+    """A trained predictor on whole models: ``(name, .tflite path, measured_ms)`` each."""
+    from tflat.model import read_model
+
+    results: list[ModelResult] = []
+    for name, path, measured in models:
+        gp = predictor.predict_graph(read_model(path))
+        results.append(
+            ModelResult(name, "", measured, gp.total_ms, gp.total_low_ms, gp.total_high_ms)
+        )
+    return EvalReport(
+        device=predictor.device,
+        method="trained predictor on stored whole models",
+        folds=0,
+        models=tuple(results),
+        model_metrics=accuracy(
+            [r.measured_ms for r in results],
+            [r.predicted_ms for r in results],
+            [r.low_ms for r in results],
+            [r.high_ms for r in results],
+        ),
+        op_metrics={"n": 0},
+        op_unseen_metrics={"n": 0},
+    )

@@ -1,0 +1,246 @@
+"""A trained device predictor: per-kernel latencies with intervals, and the whole-model term.
+
+A predictor is a JSON bundle (see :mod:`tflat.predict.train` for how it is made) evaluated with
+numpy only. Per kernel: an analytic term (launch cost + FLOPs / throughput + bytes / bandwidth,
+fitted per device and kind) times a boosted-tree correction learned on log latency, so shapes
+beyond the data still get a physically sensible answer. Per model: the kernel sum is rescaled
+and completed with a cost for kernels the op-level data never lists (standalone element-wise,
+pad, resize, ...) and a per-inference overhead, all fitted on whole-model measurements.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tflat.errors import PredictorError
+from tflat.gpu.kernel import Kernel
+from tflat.predict.features import (
+    LISTED_KINDS,
+    PROXY_KIND,
+    KernelShape,
+    analytic_inputs,
+    feature_matrix,
+    output_bytes,
+    shape_from_kernel,
+)
+from tflat.predict.trees import TreeEnsemble
+
+log = logging.getLogger(__name__)
+
+BUNDLE_FORMAT = "tflat-predictor"
+BUNDLE_FORMAT_VERSION = 1
+DEFAULT_KERNEL_LOG_INTERVAL = (math.log(0.6), math.log(1.6))
+
+
+@dataclass(frozen=True)
+class KernelTime:
+    """Predicted latency of one kernel with its interval (``interval`` of the prediction)."""
+
+    latency_ms: float
+    low_ms: float
+    high_ms: float
+
+
+@dataclass(frozen=True)
+class GraphPrediction:
+    """Per-kernel times of a graph; ``total_ms == sum(latency_ms) + overhead_ms``."""
+
+    device: str
+    kernels: tuple[Kernel, ...]
+    kernel_times: tuple[KernelTime, ...]
+    overhead_ms: float
+    total_ms: float
+    total_low_ms: float
+    total_high_ms: float
+    interval: float = 0.8
+
+
+@dataclass(frozen=True)
+class DeviceCard:
+    """What a predictor is for and where it comes from."""
+
+    id: str
+    name: str
+    soc: str
+    gpu: str
+    source: str
+    trained_at: str
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WholeModelTerm:
+    """total = scale * sum(listed kernels) + per_kernel * n_listed
+    + unlisted_per_kernel * n_unlisted + unlisted_per_mb * MB written by unlisted + overhead."""
+
+    listed_scale: float
+    listed_ms_per_kernel: float
+    unlisted_ms_per_kernel: float
+    unlisted_ms_per_mb: float
+    overhead_ms: float
+    log_interval: tuple[float, float]
+
+    @property
+    def coefficients(self) -> np.ndarray:
+        return np.array(
+            [
+                self.listed_scale,
+                self.listed_ms_per_kernel,
+                self.unlisted_ms_per_kernel,
+                self.unlisted_ms_per_mb,
+                self.overhead_ms,
+            ]
+        )
+
+
+class Predictor:
+    """Predictions of one device from a bundle dict (as saved by :func:`fit_device`)."""
+
+    def __init__(self, bundle: Mapping[str, Any]) -> None:
+        if bundle.get("format") != BUNDLE_FORMAT:
+            raise PredictorError("not a tflat predictor bundle")
+        if int(bundle.get("format_version", 0)) > BUNDLE_FORMAT_VERSION:
+            raise PredictorError(
+                f"predictor bundle format {bundle.get('format_version')} is newer than this tflat"
+            )
+        try:
+            dev = bundle["device"]
+            self.device: str = str(dev["id"])
+            self.card = DeviceCard(
+                id=self.device,
+                name=str(dev.get("name", self.device)),
+                soc=str(dev.get("soc", "")),
+                gpu=str(dev.get("gpu", "")),
+                source=str(bundle.get("provenance", {}).get("source", "")),
+                trained_at=str(bundle.get("trained_at", "")),
+                provenance=dict(bundle.get("provenance", {})),
+            )
+            self.gpu_family: str = str(bundle.get("gpu_family", "default"))
+            self.rules: str = str(bundle.get("rules", "tflite_gpu"))
+            self.kinds: tuple[str, ...] = tuple(bundle["kinds"])
+            self.analytic: dict[str, np.ndarray] = {
+                k: np.asarray(v, dtype=float) for k, v in bundle["analytic"].items()
+            }
+            self.trees = TreeEnsemble.from_dict(bundle["trees"])
+            self.kernel_log_interval: dict[str, tuple[float, float]] = {
+                k: (float(v[0]), float(v[1]))
+                for k, v in bundle["kernel_interval"]["log_ratio"].items()
+            }
+            self.interval = float(bundle["kernel_interval"].get("level", 0.8))
+            wm = bundle["whole_model"]
+            self.whole = WholeModelTerm(
+                listed_scale=float(wm["listed_scale"]),
+                listed_ms_per_kernel=float(wm["listed_ms_per_kernel"]),
+                unlisted_ms_per_kernel=float(wm["unlisted_ms_per_kernel"]),
+                unlisted_ms_per_mb=float(wm["unlisted_ms_per_mb"]),
+                overhead_ms=float(wm["overhead_ms"]),
+                log_interval=(float(wm["log_interval"][0]), float(wm["log_interval"][1])),
+            )
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise PredictorError(f"predictor bundle is malformed: {exc!r}") from exc
+        self.bundle = bundle
+
+    # ------------------------------------------------------------ kernels
+    def predict_shapes(self, shapes: Sequence[KernelShape]) -> np.ndarray:
+        """Raw per-kernel latency (ms) as measured alone, before the whole-model term."""
+        if not shapes:
+            return np.zeros(0)
+        shapes = [_proxy(s, self.kinds) for s in shapes]
+        analytic = self.analytic_ms(shapes)
+        x = feature_matrix(shapes, self.kinds, analytic)
+        return analytic * np.exp(self.trees.predict(x))
+
+    def analytic_ms(self, shapes: Sequence[KernelShape]) -> np.ndarray:
+        cols = analytic_inputs(shapes)
+        out = np.empty(len(shapes))
+        for i, s in enumerate(shapes):
+            coef = self.analytic.get(s.kind)
+            if coef is None:
+                raise PredictorError(f"{self.device}: no model for kernel kind {s.kind}")
+            out[i] = max(float(cols[i] @ coef), 1e-4)
+        return out
+
+    def covers(self, kind: str) -> bool:
+        return kind in self.kinds or kind in PROXY_KIND or kind in LISTED_KINDS
+
+    # ------------------------------------------------------------ graphs
+    def predict_graph(self, graph: Any) -> GraphPrediction:
+        """Partition ``graph`` with this device's delegate rules and predict every kernel."""
+        from tflat.gpu import partition
+
+        kernels = partition(graph, rules=self.rules, gpu_family=self.gpu_family)
+        listed = [k for k in kernels if k.kind != "free" and self.covers(k.kind)]
+        shapes = [shape_from_kernel(graph, k.op_indices, k.kind, k.name) for k in listed]
+        raw = dict(zip((k.index for k in listed), self.predict_shapes(shapes), strict=True))
+        wm = self.whole
+        times: list[KernelTime] = []
+        for k in kernels:
+            if k.kind == "free":
+                times.append(KernelTime(0.0, 0.0, 0.0))
+            elif k.index in raw:
+                lo, hi = self.kernel_log_interval.get(
+                    PROXY_KIND.get(k.kind, k.kind), DEFAULT_KERNEL_LOG_INTERVAL
+                )
+                base = raw[k.index]
+                ms = wm.listed_scale * base + wm.listed_ms_per_kernel
+                times.append(KernelTime(ms, ms * math.exp(lo), ms * math.exp(hi)))
+            else:
+                mb = output_bytes(graph, k.main_op) / 1e6
+                ms = wm.unlisted_ms_per_kernel + wm.unlisted_ms_per_mb * mb
+                lo, hi = DEFAULT_KERNEL_LOG_INTERVAL
+                times.append(KernelTime(ms, ms * math.exp(lo), ms * math.exp(hi)))
+        total = sum(t.latency_ms for t in times) + wm.overhead_ms
+        lo, hi = wm.log_interval
+        return GraphPrediction(
+            device=self.device,
+            kernels=kernels,
+            kernel_times=tuple(times),
+            overhead_ms=wm.overhead_ms,
+            total_ms=total,
+            total_low_ms=total * math.exp(lo),
+            total_high_ms=total * math.exp(hi),
+            interval=self.interval,
+        )
+
+    def total_from_parts(
+        self, listed_raw_ms: Sequence[float] | np.ndarray, unlisted_count: int, unlisted_mb: float
+    ) -> float:
+        """The whole-model estimate from raw listed-kernel times and the unlisted kernels."""
+        wm = self.whole
+        return float(
+            wm.listed_scale * float(np.sum(listed_raw_ms))
+            + wm.listed_ms_per_kernel * len(listed_raw_ms)
+            + wm.unlisted_ms_per_kernel * unlisted_count
+            + wm.unlisted_ms_per_mb * unlisted_mb
+            + wm.overhead_ms
+        )
+
+
+def _proxy(shape: KernelShape, kinds: Sequence[str]) -> KernelShape:
+    """The shape as a kind the predictor has a model for (a kind absent from training is priced
+    as the closest one it has: a plain convolution, else the first kind)."""
+    if shape.kind in kinds:
+        return shape
+    kind = PROXY_KIND.get(shape.kind, "conv2d")
+    if kind not in kinds:
+        kind = kinds[0]
+    from dataclasses import replace
+
+    return replace(shape, kind=kind)
+
+
+__all__ = [
+    "BUNDLE_FORMAT",
+    "LISTED_KINDS",
+    "DeviceCard",
+    "GraphPrediction",
+    "KernelTime",
+    "Predictor",
+    "WholeModelTerm",
+]

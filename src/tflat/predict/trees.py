@@ -1,0 +1,141 @@
+"""Gradient-boosted trees as plain arrays: trained with LightGBM, evaluated with numpy.
+
+Bundles must survive library upgrades and load fast without LightGBM, so trees are stored as
+flat lists (split feature, threshold, children, leaf value) converted from LightGBM's public
+``dump_model()`` JSON, never as a pickle or a LightGBM model string.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tflat.errors import PredictorError
+
+
+@dataclass(frozen=True)
+class TreeEnsemble:
+    """Sum of regression trees. Node arrays are concatenated over trees; a leaf has feature -1.
+
+    Decisions are ``x[feature] <= threshold`` -> left, as in LightGBM's numerical splits.
+    """
+
+    roots: np.ndarray
+    feature: np.ndarray
+    threshold: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    value: np.ndarray
+    max_depth: int
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=float)
+        n = x.shape[0]
+        total = np.zeros(n)
+        if n == 0 or self.roots.size == 0:
+            return total
+        rows = np.arange(n)
+        for root in self.roots:
+            node = np.full(n, root, dtype=np.int64)
+            for _ in range(self.max_depth + 1):
+                feat = self.feature[node]
+                inner = feat >= 0
+                if not inner.any():
+                    break
+                go_left = x[rows, np.where(inner, feat, 0)] <= self.threshold[node]
+                nxt = np.where(go_left, self.left[node], self.right[node])
+                node = np.where(inner, nxt, node)
+            total += self.value[node]
+        return total
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "roots": self.roots.tolist(),
+            "feature": self.feature.tolist(),
+            "threshold": [float(t) for t in self.threshold],
+            "left": self.left.tolist(),
+            "right": self.right.tolist(),
+            "value": [float(v) for v in self.value],
+            "max_depth": self.max_depth,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TreeEnsemble:
+        try:
+            return cls(
+                roots=np.asarray(data["roots"], dtype=np.int64),
+                feature=np.asarray(data["feature"], dtype=np.int64),
+                threshold=np.asarray(data["threshold"], dtype=float),
+                left=np.asarray(data["left"], dtype=np.int64),
+                right=np.asarray(data["right"], dtype=np.int64),
+                value=np.asarray(data["value"], dtype=float),
+                max_depth=int(data["max_depth"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise PredictorError(f"predictor trees are malformed: {exc!r}") from exc
+
+
+def from_lightgbm_dump(dump: Mapping[str, Any]) -> TreeEnsemble:
+    """Convert ``Booster.dump_model()`` (numerical splits only) to a :class:`TreeEnsemble`."""
+    feature: list[int] = []
+    threshold: list[float] = []
+    left: list[int] = []
+    right: list[int] = []
+    value: list[float] = []
+    roots: list[int] = []
+    max_depth = 0
+
+    def add(node: Mapping[str, Any], depth: int) -> int:
+        nonlocal max_depth
+        max_depth = max(max_depth, depth)
+        pos = len(feature)
+        feature.append(-1)
+        threshold.append(0.0)
+        left.append(pos)
+        right.append(pos)
+        value.append(0.0)
+        if "leaf_value" in node or "split_feature" not in node:
+            value[pos] = float(node.get("leaf_value", 0.0))
+            return pos
+        if node.get("decision_type", "<=") != "<=":
+            raise PredictorError("only numerical '<=' splits can be exported")
+        feature[pos] = int(node["split_feature"])
+        threshold[pos] = float(node["threshold"])
+        left[pos] = add(node["left_child"], depth + 1)
+        right[pos] = add(node["right_child"], depth + 1)
+        return pos
+
+    for tree in dump["tree_info"]:
+        roots.append(add(tree["tree_structure"], 0))
+    return TreeEnsemble(
+        roots=np.asarray(roots, dtype=np.int64),
+        feature=np.asarray(feature, dtype=np.int64),
+        threshold=np.asarray(threshold, dtype=float),
+        left=np.asarray(left, dtype=np.int64),
+        right=np.asarray(right, dtype=np.int64),
+        value=np.asarray(value, dtype=float),
+        max_depth=max_depth,
+    )
+
+
+def fit_gbdt(x: np.ndarray, y: np.ndarray, params: Mapping[str, Any]) -> TreeEnsemble:
+    """Train LightGBM (least squares) and export it. LightGBM is needed only here."""
+    try:
+        import lightgbm as lgb
+    except ImportError as exc:  # pragma: no cover - lightgbm is a training dependency
+        raise PredictorError("training needs lightgbm: pip install 'lightgbm>=4,<5'") from exc
+    p = dict(params)
+    rounds = int(p.pop("n_estimators", 300))
+    base = {
+        "objective": "regression",
+        "verbosity": -1,
+        "num_threads": 1,
+        "deterministic": True,
+        "seed": 7,
+    }
+    base.update(p)
+    booster = lgb.train(base, lgb.Dataset(x, label=y), num_boost_round=rounds)
+    return from_lightgbm_dump(booster.dump_model())

@@ -1,0 +1,134 @@
+"""Predictors: bundled JSON, graph predictions that add up, training and evaluation."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tflat
+from tflat.cli import main
+from tflat.datasets.usc import E2E_FILE, OPS_FILE, default_folder, load_usc
+from tflat.errors import PredictorError
+from tflat.predict import list_devices, load_predictor
+from tflat.predict.bundles import BUNDLED_DEVICES, bundled_text
+from tflat.predict.trees import from_lightgbm_dump
+
+MODELS = sorted((Path(__file__).parent / "models").glob("*.tflite"))
+HAVE_USC = (default_folder() / OPS_FILE).is_file()
+SMALL_FAMILY_MODELS = {
+    "mobilenet_w1", "mobilenet_wd2", "mobilenetb_w1", "fdmobilenet_wd4",
+    "mobilenetv2_w1", "mobilenetv2_wd2", "mobilenetv2b_w1", "squeezenet_v1_0",
+    "squeezenet_v1_1", "squeezeresnet_v1_0", "regnety002", "regnety004", "regnety006",
+    "proxylessnas_mobile", "proxylessnas_gpu", "resnet10", "resnet12", "preresnet10",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("device", sorted(BUNDLED_DEVICES))
+def test_bundles_ship_as_json_with_provenance(device: str) -> None:
+    text = bundled_text(device)
+    assert text is not None, f"{device}.json must ship in tflat/data/devices"
+    bundle = json.loads(text)
+    assert bundle["device"]["id"] == device
+    assert bundle["provenance"]["commit"] == "c864a33" and bundle["provenance"]["licence"] == "MIT"
+    assert bundle["tflat_version"] and bundle["features"] and bundle["trees"]["roots"]
+
+
+@pytest.mark.parametrize("path", MODELS, ids=lambda p: p.stem)
+def test_prediction_adds_up(path: Path) -> None:
+    pred = load_predictor("pixel4")
+    graph = tflat.read_model(path)
+    gp = pred.predict_graph(graph)
+    assert len(gp.kernel_times) == len(gp.kernels)
+    assert gp.total_ms == sum(t.latency_ms for t in gp.kernel_times) + gp.overhead_ms
+    assert gp.total_low_ms < gp.total_ms < gp.total_high_ms
+    for k, t in zip(gp.kernels, gp.kernel_times, strict=True):
+        assert t.low_ms <= t.latency_ms <= t.high_ms
+        assert (t.latency_ms == 0) == (k.kind == "free")
+    # a tiny CNN on a flagship GPU: milliseconds, not microseconds or seconds
+    assert 0.2 < gp.total_ms < 50
+
+
+def test_slower_phone_predicts_slower() -> None:
+    graph = tflat.read_model(MODELS[0])
+    fast = load_predictor("iphonexs").predict_graph(graph).total_ms
+    slow = load_predictor("a03s").predict_graph(graph).total_ms
+    assert slow > fast
+
+
+def test_bigger_conv_costs_more_beyond_the_data() -> None:
+    from tflat.predict.features import KernelShape
+
+    pred = load_predictor("pixel4")
+    shapes = [
+        KernelShape("conv2d", h, h, 256, h, h, 256, kernel=3, flops=2 * h * h * 9 * 256 * 256)
+        for h in (56, 224, 896)
+    ]
+    ms = pred.predict_shapes(shapes)
+    assert ms[0] < ms[1] < ms[2]
+    assert ms[2] / ms[1] > 4  # 16x the work: far beyond the data, still grows
+
+
+def test_unknown_device_names_the_known(tmp_path: Path) -> None:
+    with pytest.raises(PredictorError, match="pixel4"):
+        load_predictor("no-such-phone", db_url=f"sqlite:///{tmp_path / 't.db'}")
+    ids = [c.id for c in list_devices(f"sqlite:///{tmp_path / 't.db'}")]
+    assert ids[:6] == list(BUNDLED_DEVICES)
+
+
+def test_tree_export_matches_lightgbm() -> None:
+    lgb = pytest.importorskip("lightgbm")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 4))
+    y = 2 * x[:, 0] + np.sin(3 * x[:, 1])
+    booster = lgb.train({"objective": "regression", "verbosity": -1, "num_threads": 1},
+                        lgb.Dataset(x, label=y), num_boost_round=30)  # fmt: skip
+    ours = from_lightgbm_dump(booster.dump_model())
+    assert np.allclose(ours.predict(x), booster.predict(x))
+
+
+def _small_usc(folder: Path) -> Path:
+    """A real subset of the USC files (a few families) for fast end-to-end runs."""
+    src = default_folder()
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in (OPS_FILE, E2E_FILE):
+        with (src / name).open(newline="") as fh:
+            rows = list(csv.reader(fh))
+        keep = [rows[0]] + [r for r in rows[1:] if r[0] in SMALL_FAMILY_MODELS]
+        with (folder / name).open("w", newline="") as fh:
+            csv.writer(fh).writerows(keep)
+    return folder
+
+
+@pytest.mark.skipif(not HAVE_USC, reason="USC data not present")
+def test_fit_device_roundtrips_json(tmp_path: Path) -> None:
+    from tflat.predict import Predictor
+    from tflat.predict.usc import fit_usc_device
+
+    data = load_usc(_small_usc(tmp_path / "usc"))
+    bundle = fit_usc_device(data, "mi8se", params={"n_estimators": 60})
+    again = Predictor(json.loads(json.dumps(bundle)))
+    assert again.device == "mi8se" and bundle["training_rows"]["models"] == 18
+    wm = bundle["whole_model"]
+    assert wm["listed_scale"] > 0.5 and wm["log_interval"][0] < 0 < wm["log_interval"][1]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAVE_USC, reason="USC data not present")
+def test_evaluate_cli_json_and_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    usc = _small_usc(tmp_path / "usc")
+    plot = tmp_path / "plot.svg"
+    code = main(["evaluate", "--device", "pixel4", "--usc", str(usc), "--format", "json",
+                 "--folds", "3", "--plot", str(plot)])  # fmt: skip
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert len(report["models"]) == 18
+    assert {"model", "measured_ms", "predicted_ms"} <= set(report["models"][0])
+    # held out by family: every fold's test families are disjoint from the others
+    fams = [f for fold in report["families"].values() for f in fold]
+    assert len(fams) == len(set(fams)) == 6
+    assert report["model_level"]["mape_pct"] < 30
+    assert plot.read_text().startswith("<svg")
