@@ -1,0 +1,268 @@
+"""The resumable benchmark loop: runner -> store, one committed row per measured model.
+
+Why resumable: a campaign over hundreds of models on a phone takes hours, and phones hang,
+adb drops and people press Ctrl-C. Each measurement is committed in its own transaction as
+soon as it is taken, and a restarted campaign skips every spec already measured on the same
+device with the same runtime settings, so nothing measured is ever lost or measured twice.
+
+Items come from a folder of generated single-op models with ``manifest.jsonl`` (one JSON
+object per line: ``file``, ``kind``, ``spec_hash``, ``params``), or a single whole .tflite model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import statistics
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tflat.errors import TflatError
+from tflat.store.records import ModelRecord, RuntimeKey, SpecRecord
+
+if TYPE_CHECKING:
+    from tflat.bench.base import Measurement, Runner, RunSettings
+    from tflat.store.db import Store
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.jsonl"
+
+#: A measurement whose relative spread (median - min) / min exceeds this is flagged as too
+#: noisy to trust: the runs disagree by more than this fraction of the fastest run.
+SPREAD_LIMIT = 0.3
+SPREAD_STATISTIC = "(median - min) / min of the timed runs"
+
+
+@dataclass(frozen=True)
+class BenchItem:
+    """One single-op model file to measure and the spec it was generated from."""
+
+    path: Path
+    spec: SpecRecord
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Sent after every item: ``done`` of ``total`` items handled (measured or skipped)."""
+
+    done: int
+    total: int
+    item: BenchItem | None
+    measurement: Measurement | None
+    skipped: bool
+
+
+@dataclass(frozen=True)
+class WideSpread:
+    """A measurement whose runs disagree too much to trust (see :data:`SPREAD_STATISTIC`)."""
+
+    label: str
+    spread: float
+    min_ms: float
+    median_ms: float
+
+
+@dataclass(frozen=True)
+class CampaignResult:
+    device_id: str
+    runtime: RuntimeKey
+    total: int
+    measured: int
+    skipped: int
+    failed: int
+    wide_spread: tuple[WideSpread, ...]
+
+
+@dataclass(frozen=True)
+class ModelBenchResult:
+    device_id: str
+    model_key: str
+    measured: bool  # False: this model was measured with these settings already (skipped)
+    measurement: Measurement | None
+    profile_rows: int
+    wide_spread: WideSpread | None
+
+
+def relative_spread(samples_ms: Sequence[float]) -> float | None:
+    """(median - min) / min of the samples, None when it cannot be computed."""
+    if len(samples_ms) < 2:
+        return None
+    low = min(samples_ms)
+    if low <= 0:
+        return None
+    return (statistics.median(samples_ms) - low) / low
+
+
+def read_manifest(folder: Path) -> list[BenchItem]:
+    """The items of a folder of generated models (or of a manifest.jsonl file itself)."""
+    path = folder / MANIFEST if folder.is_dir() else folder
+    base = path.parent
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise TflatError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    items: list[BenchItem] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            spec = SpecRecord(str(row["spec_hash"]), str(row["kind"]), dict(row["params"]))
+            file = base / str(row["file"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise TflatError(f"{path}:{number}: not a manifest row ({exc})") from exc
+        items.append(BenchItem(file, spec))
+    if not items:
+        raise TflatError(f"{path}: no models listed")
+    return items
+
+
+def sample_items(items: Sequence[BenchItem], n: int | None, seed: int = 0) -> list[BenchItem]:
+    """``n`` items drawn without replacement with ``seed`` (all of them when n is None)."""
+    unique = list({it.spec.spec_hash: it for it in items}.values())
+    if n is None or n >= len(unique):
+        return unique
+    if n < 1:
+        raise TflatError(f"--sample must be at least 1, got {n}")
+    picked = sorted(random.Random(seed).sample(range(len(unique)), n))
+    return [unique[i] for i in picked]
+
+
+def runtime_key(runner: Runner, settings: RunSettings) -> RuntimeKey:
+    info = runner.runtime_info()
+    return RuntimeKey(
+        runtime=info.runtime,
+        version=info.version,
+        delegate=settings.delegate,
+        precision=settings.precision,
+        threads=settings.threads,
+    )
+
+
+def run_campaign(
+    store: Store,
+    runner: Runner,
+    items: Iterable[BenchItem],
+    settings: RunSettings,
+    *,
+    progress: Callable[[Progress], None] | None = None,
+    retry_failed: bool = False,
+    spread_limit: float = SPREAD_LIMIT,
+) -> CampaignResult:
+    """Measure every item not measured yet on this device with these settings.
+
+    Each measurement is committed on its own as soon as it is taken. Failed, crashed or hung
+    models are stored as failures (and skipped on resume unless ``retry_failed``). A
+    :class:`~tflat.errors.DeviceError` from the runner stops the campaign; what was measured
+    before it stays stored.
+    """
+    todo = sample_items(list(items), None)
+    device_id = runner.device_id
+    store.add_device(runner.device_info())
+    key = runtime_key(runner, settings)
+    store.add_specs(it.spec for it in todo)
+    done_hashes = store.measured_spec_hashes(device_id, key, include_failed=not retry_failed)
+    total = len(todo)
+    skipped = sum(1 for it in todo if it.spec.spec_hash in done_hashes)
+    log.info("%s: %d items, %d measured already", device_id, total, skipped)
+    if progress is not None and skipped:
+        progress(Progress(skipped, total, None, None, True))
+    measured = failed = 0
+    wide: list[WideSpread] = []
+    done = skipped
+    for item in todo:
+        if item.spec.spec_hash in done_hashes:
+            continue
+        m = runner.measure(item.path, settings)
+        store.add_measurement(
+            device_id, key, item.spec, m, model_file=str(item.path), replace=retry_failed
+        )
+        measured += 1
+        if m.status != "ok":
+            failed += 1
+            log.warning("%s %s: %s: %s", device_id, item.spec.spec_hash, m.status, m.error)
+        else:
+            flag = _check_spread(f"{item.spec.kind}[{item.spec.spec_hash}]", m, spread_limit)
+            if flag is not None:
+                wide.append(flag)
+        done += 1
+        if progress is not None:
+            progress(Progress(done, total, item, m, False))
+    if wide:
+        log.warning(
+            "%s: %d of %d measurements spread over %.0f %% by %s: too noisy to trust",
+            device_id,
+            len(wide),
+            measured - failed,
+            100 * spread_limit,
+            SPREAD_STATISTIC,
+        )
+    return CampaignResult(device_id, key, total, measured, skipped, failed, tuple(wide))
+
+
+def bench_model(
+    store: Store,
+    runner: Runner,
+    path: Path,
+    settings: RunSettings,
+    *,
+    profile: bool = True,
+    replace: bool = False,
+    spread_limit: float = SPREAD_LIMIT,
+) -> ModelBenchResult:
+    """Measure a whole .tflite model (with a per-op profile where the runner gives one)."""
+    from tflat.model import read_model
+
+    graph = read_model(path)
+    data = path.read_bytes()
+    model = ModelRecord(
+        key=hashlib.sha256(data).hexdigest(),
+        name=graph.name,
+        source="bench",
+        path=str(path.resolve()),
+        flops=sum(op.flops for op in graph.all_ops),
+        size_bytes=len(data),
+        n_ops=len(graph.all_ops),
+    )
+    device_id = runner.device_id
+    store.add_device(runner.device_info())
+    key = runtime_key(runner, settings)
+    if not replace and store.has_model_measurement(model.key, device_id, key):
+        log.info("%s on %s: measured already with these settings", path, device_id)
+        return ModelBenchResult(device_id, model.key, False, None, 0, None)
+    m = runner.measure(path, settings, profile=profile)
+    store.add_model_measurement(model, device_id, key, m, source="bench", replace=replace)
+    if m.status != "ok":
+        log.warning("%s on %s: %s: %s", path, device_id, m.status, m.error)
+    flag = _check_spread(model.name, m, spread_limit) if m.ok else None
+    if flag is not None:
+        log.warning(
+            "%s on %s: runs spread %.0f %% by %s: too noisy to trust",
+            path,
+            device_id,
+            100 * flag.spread,
+            SPREAD_STATISTIC,
+        )
+    return ModelBenchResult(device_id, model.key, True, m, len(m.op_profile), flag)
+
+
+def _check_spread(label: str, m: Measurement, limit: float) -> WideSpread | None:
+    spread = relative_spread(m.samples_ms)
+    if spread is None or spread <= limit:
+        return None
+    low, mid = min(m.samples_ms), statistics.median(m.samples_ms)
+    log.info(
+        "%s: runs spread %.0f %% ((median %.4g ms - min %.4g ms) / min), over %.0f %%: "
+        "too noisy to trust",
+        label,
+        100 * spread,
+        mid,
+        low,
+        100 * limit,
+    )
+    return WideSpread(label, spread, low, mid)
