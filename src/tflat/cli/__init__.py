@@ -2,7 +2,8 @@
 
 Each area's commands live in their own module below and are imported only when invoked, so
 ``tflat --help`` and ``tflat inspect`` stay fast. Exit codes: 0 ok, 1 bad input, 2 device or
-database failure; every :class:`~tflat.errors.TflatError` becomes one line on stderr.
+database failure, 3 a bug in tflat; every error becomes one line on stderr, never a traceback
+(``-vv`` logs the traceback of an internal error).
 """
 
 from __future__ import annotations
@@ -89,6 +90,14 @@ def main(argv: list[str] | None = None) -> int:
         code = 130
     except BrokenPipeError:
         code = 0
+    except Exception as exc:  # a bug in tflat: one line for the user, the traceback in the log
+        logging.getLogger("tflat.cli").debug("internal error", exc_info=True)
+        click.echo(
+            f"tflat: internal error: {type(exc).__name__}: {_one_line(exc)} "
+            "(run with -vv for the traceback; please report it)",
+            err=True,
+        )
+        code = 3
     else:
         code = 0
     if argv is None:
