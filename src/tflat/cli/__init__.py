@@ -20,9 +20,17 @@ from tflat.errors import TflatError
 
 #: command name -> (module, attribute, one-line help shown by ``tflat --help``)
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "inspect": ("tflat.cli.inspect", "inspect_cmd", "List the ops of a .tflite model with their cost."),
+    "inspect": (
+        "tflat.cli.inspect",
+        "inspect_cmd",
+        "List the ops of a .tflite model with their cost.",
+    ),
     "plan": ("tflat.cli.plans", "plan_group", "Show sampling plans."),
-    "generate": ("tflat.cli.plans", "generate_cmd", "Write single-op benchmark models from a plan."),
+    "generate": (
+        "tflat.cli.plans",
+        "generate_cmd",
+        "Write single-op benchmark models from a plan.",
+    ),
     "bench": ("tflat.cli.bench", "bench_cmd", "Measure models on a device into the database."),
     "db": ("tflat.cli.db", "db_group", "The measurement database: stats, import, export."),
     "train": ("tflat.cli.predict", "train_cmd", "Train a device's predictor from the database."),

@@ -16,9 +16,13 @@ reductions (MEAN, SUM, REDUCE_*)            in elements
 SOFTMAX, LOG_SOFTMAX                        3 * elements (max, exp and sum, divide)
 L2_NORMALIZATION                            2 * elements
 RESIZE_BILINEAR                             4 * out elements
+UNIDIRECTIONAL_SEQUENCE_LSTM                2 * out elements * 4 gates * (input + hidden)
+RFFT2D                                      2.5 * batch * N * log2(N), N = fft_h * fft_w
 element-wise, activations, (de)quantize     out elements
 data movement (RESHAPE, CONCATENATION,      0
-PAD, TRANSPOSE, SLICE, GATHER, ...)
+PAD, TRANSPOSE, SLICE, GATHER, DENSIFY...)
+state and control (VAR_HANDLE,              0 (CALL_ONCE runs its subgraph once, at init)
+READ_VARIABLE, ASSIGN_VARIABLE, CALL_ONCE)
 ==========================================  =================================================
 
 A multiply-add counts as 2. Biases and fused activations add nothing (as in the public
@@ -46,7 +50,8 @@ ELEMENTWISE = frozenset(
         "RSQRT", "ABS", "NEG", "SQUARE", "SIN", "COS", "FLOOR", "CEIL", "ROUND", "SIGN",
         "QUANTIZE", "DEQUANTIZE", "CAST", "ADD_N", "SELECT", "SELECT_V2", "LESS", "GREATER",
         "LESS_EQUAL", "GREATER_EQUAL", "EQUAL", "NOT_EQUAL", "LOGICAL_AND", "LOGICAL_OR",
-        "LOGICAL_NOT", "ZEROS_LIKE", "ONES_LIKE", "LOCAL_RESPONSE_NORMALIZATION",
+        "LOGICAL_NOT", "ZEROS_LIKE", "ONES_LIKE", "LOCAL_RESPONSE_NORMALIZATION", "CUMSUM",
+        "ATAN2", "REAL", "IMAG", "COMPLEX_ABS", "BITWISE_XOR", "RIGHT_SHIFT",
     }
 )  # fmt: skip
 DATA_MOVEMENT = frozenset(
@@ -56,8 +61,12 @@ DATA_MOVEMENT = frozenset(
         "PACK", "UNPACK", "TILE", "BROADCAST_TO", "DEPTH_TO_SPACE", "SPACE_TO_DEPTH",
         "RESIZE_NEAREST_NEIGHBOR", "SHAPE", "FILL", "REVERSE_V2", "SPACE_TO_BATCH_ND",
         "BATCH_TO_SPACE_ND", "ARG_MAX", "ARG_MIN", "TOPK_V2", "RANGE", "ONE_HOT",
+        "DENSIFY", "EMBEDDING_LOOKUP", "SCATTER_ND", "REVERSE_SEQUENCE", "WHERE",
+        "MATRIX_DIAG", "MATRIX_SET_DIAG", "BROADCAST_ARGS", "DYNAMIC_UPDATE_SLICE", "BITCAST",
     }
 )  # fmt: skip
+#: Ops that hold or move state, or run a subgraph once at init: no per-inference arithmetic.
+STATE_AND_CONTROL = frozenset({"VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE"})
 TRANSPOSE_CONV_CUSTOM = "CUSTOM:Convolution2DTransposeBias"
 
 
@@ -95,15 +104,21 @@ def _transpose_conv_flops(weights: TensorInfo | None, data: TensorInfo | None) -
     return 2 * data.numel * kh * kw * cout
 
 
-def flops_of(op_type: str, inputs: tuple[TensorInfo, ...], outputs: tuple[TensorInfo, ...],
-             options: Mapping[str, Any], kernel: tuple[int, int] | None) -> int | None:
+def flops_of(
+    op_type: str,
+    inputs: tuple[TensorInfo, ...],
+    outputs: tuple[TensorInfo, ...],
+    options: Mapping[str, Any],
+    kernel: tuple[int, int] | None,
+) -> int | None:
     """FLOPs of one op by the table in this module's docstring; None for an unknown type."""
     out = _first(outputs)
     if op_type in ("CONV_2D", "DEPTHWISE_CONV_2D", "CONV_3D"):
         return _conv_flops(op_type, inputs, out)
     if op_type == "TRANSPOSE_CONV":  # inputs: output_shape, weights, input[, bias]
-        return _transpose_conv_flops(inputs[1] if len(inputs) > 2 else None,
-                                     inputs[2] if len(inputs) > 2 else None)
+        return _transpose_conv_flops(
+            inputs[1] if len(inputs) > 2 else None, inputs[2] if len(inputs) > 2 else None
+        )
     if op_type == TRANSPOSE_CONV_CUSTOM:  # inputs: input, weights, bias
         return _transpose_conv_flops(inputs[1] if len(inputs) > 1 else None, _first(inputs))
     if op_type == "FULLY_CONNECTED":
@@ -125,15 +140,34 @@ def flops_of(op_type: str, inputs: tuple[TensorInfo, ...], outputs: tuple[Tensor
         return 2 * _numel(out)
     if op_type == "RESIZE_BILINEAR":
         return 4 * _numel(out)
+    if op_type == "UNIDIRECTIONAL_SEQUENCE_LSTM":
+        data = _first(inputs)
+        if data is None or out is None or not data.shape or not out.shape:
+            return 0
+        return 2 * out.numel * 4 * (max(data.shape[-1], 1) + max(out.shape[-1], 1))
+    if op_type == "RFFT2D":
+        return _rfft2d_flops(inputs)
     if op_type in ELEMENTWISE:
         return _numel(out)
-    if op_type in DATA_MOVEMENT:
+    if op_type in DATA_MOVEMENT or op_type in STATE_AND_CONTROL:
         return 0
     return None
 
 
-def _kernel_of(op_type: str, inputs: tuple[TensorInfo, ...],
-               options: Mapping[str, Any]) -> tuple[int, int] | None:
+def _rfft2d_flops(inputs: tuple[TensorInfo, ...]) -> int:
+    # The usual real-FFT count, 2.5 N log2 N per transform (half the complex 5 N log2 N).
+    data = _first(inputs)
+    fft = inputs[1].values if len(inputs) > 1 else None
+    if data is None or len(data.shape) < 2:
+        return 0
+    n = math.prod(max(v, 1) for v in fft) if fft else max(data.shape[-1] * data.shape[-2], 1)
+    batch = math.prod(max(d, 1) for d in data.shape[:-2])
+    return int(2.5 * batch * n * math.log2(n)) if n > 1 else 0
+
+
+def _kernel_of(
+    op_type: str, inputs: tuple[TensorInfo, ...], options: Mapping[str, Any]
+) -> tuple[int, int] | None:
     if op_type in ("CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV", TRANSPOSE_CONV_CUSTOM):
         w = inputs[1] if len(inputs) > 1 else None
         if w is not None and len(w.shape) == 4:

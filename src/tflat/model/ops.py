@@ -71,7 +71,7 @@ class TensorInfo:
 
     @property
     def nbytes(self) -> int:
-        return int(math.ceil(self.numel * DTYPE_BYTES.get(self.dtype, 4)))
+        return math.ceil(self.numel * DTYPE_BYTES.get(self.dtype, 4))
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {

@@ -1,8 +1,13 @@
 """Read a .tflite flatbuffer into a :class:`~tflat.model.ops.Graph` of typed ops.
 
-The reader trusts nothing in the file: every vector length is checked against the file size
-before it is walked, so a hostile or corrupt file can neither loop for long nor make the reader
-allocate without limit, and every failure becomes one :class:`ModelFormatError`.
+The reader trusts nothing in the file. Every offset and vector length is checked against the
+file size before it is followed (:class:`~tflat.model.schema.FlatBuffer`), the vectors walked
+in total are capped by a small multiple of the file size, and shapes are bounded in rank and
+element count, so a hostile or corrupt file can neither loop for long nor make the reader
+allocate without limit. Every failure becomes one :class:`ModelFormatError`.
+
+Field positions come from LiteRT's generated schema (:func:`~tflat.model.schema.slot_of`),
+not from constants copied here, so the reader follows the schema LiteRT ships.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import logging
 import math
 import os
 import struct
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +24,12 @@ from tflat.errors import ModelFormatError
 from tflat.model import cost
 from tflat.model.ops import Graph, Quantization, Subgraph, TensorInfo
 from tflat.model.schema import (
+    FlatBuffer,
+    FlatBufferError,
     builtin_names,
     options_classes,
-    read_options,
-    schema,
+    read_options_fast,
+    slot_of,
     tensor_type_names,
 )
 
@@ -31,18 +39,24 @@ _IDENTIFIER = b"TFL3"
 _CUSTOM = 32
 #: Small integer constants (axes, paddings, new shapes) are read into ``TensorInfo.values``.
 _MAX_VALUES = 64
-# Errors the generated accessors raise on a corrupt buffer.
-_CORRUPT = (
-    IndexError,
-    struct.error,
-    ValueError,
-    TypeError,
-    OverflowError,
-    UnicodeDecodeError,
-    AttributeError,
-    KeyError,
-    RecursionError,
-)
+#: Shapes beyond these are corrupt: no runtime allocates them, and bounding them keeps every
+#: later product (elements, bytes, FLOPs) a small integer.
+_MAX_RANK = 16
+_MAX_ELEMENTS = 2**48
+#: Work the reader may do, per byte of file: each vector element walked costs 1, each op
+#: built _OP_COST and each tensor _TENSOR_COST. A real file stores every element once, and
+#: an op or a tensor takes more bytes than its cost (offsets, table, vectors, name), so no
+#: real model reaches the budget (the corpus of scripts/fetch_models.py uses < 0.3 per byte).
+#: Only tables and vectors aliasing one another can, and that is what bounds a hostile file's
+#: time and memory to a fixed multiple of its size.
+_BUDGET_PER_BYTE = 1
+_OP_COST = 32
+_TENSOR_COST = 16
+_I8 = struct.Struct("<b").unpack_from
+_U32 = struct.Struct("<I").unpack_from
+_U64 = struct.Struct("<Q").unpack_from
+# What a corrupt buffer can still raise past FlatBuffer's own checks.
+_CORRUPT = (FlatBufferError, IndexError, struct.error, ValueError, OverflowError)
 
 
 def read_model(path: str | os.PathLike[str] | bytes) -> Graph:
@@ -85,162 +99,245 @@ def _load(path: Path) -> bytes:
     return data
 
 
+class _Slots:
+    """Vtable slots of the fields the reader uses, looked up once in LiteRT's schema."""
+
+    def __init__(self) -> None:
+        s = slot_of
+        self.model_version = s("Model", "Version")
+        self.model_codes = s("Model", "OperatorCodes")
+        self.model_subgraphs = s("Model", "Subgraphs")
+        self.model_description = s("Model", "Description")
+        self.model_buffers = s("Model", "Buffers")
+        self.code_deprecated = s("OperatorCode", "DeprecatedBuiltinCode")
+        self.code_custom = s("OperatorCode", "CustomCode")
+        self.code_version = s("OperatorCode", "Version")
+        self.code_builtin = s("OperatorCode", "BuiltinCode")
+        self.sg_tensors = s("SubGraph", "Tensors")
+        self.sg_inputs = s("SubGraph", "Inputs")
+        self.sg_outputs = s("SubGraph", "Outputs")
+        self.sg_operators = s("SubGraph", "Operators")
+        self.sg_name = s("SubGraph", "Name")
+        self.t_shape = s("Tensor", "Shape")
+        self.t_type = s("Tensor", "Type")
+        self.t_buffer = s("Tensor", "Buffer")
+        self.t_name = s("Tensor", "Name")
+        self.t_quant = s("Tensor", "Quantization")
+        self.t_signature = s("Tensor", "ShapeSignature")
+        self.tensor_fields = (
+            self.t_signature, self.t_shape, self.t_type, self.t_buffer, self.t_name, self.t_quant
+        )  # fmt: skip
+        self.q_scale = s("QuantizationParameters", "Scale")
+        self.q_zero_point = s("QuantizationParameters", "ZeroPoint")
+        self.q_axis = s("QuantizationParameters", "QuantizedDimension")
+        self.op_code = s("Operator", "OpcodeIndex")
+        self.op_inputs = s("Operator", "Inputs")
+        self.op_outputs = s("Operator", "Outputs")
+        self.op_opt_type = s("Operator", "BuiltinOptionsType")
+        self.op_opt = s("Operator", "BuiltinOptions")
+        self.op_opt2_type = s("Operator", "BuiltinOptions2Type")
+        self.op_opt2 = s("Operator", "BuiltinOptions2")
+        self.op_custom = s("Operator", "CustomOptions")
+        self.buf_data = s("Buffer", "Data")
+        self.buf_offset = s("Buffer", "Offset")
+        self.buf_size = s("Buffer", "Size")
+
+
+_slots: _Slots | None = None
+
+
+def _get_slots() -> _Slots:
+    global _slots
+    if _slots is None:
+        _slots = _Slots()
+    return _slots
+
+
 class _Reader:
     def __init__(self, buf: bytes, name: str) -> None:
-        self.buf = buf
+        self.fb = FlatBuffer(buf, budget=_BUDGET_PER_BYTE * len(buf) + 1024)
         self.name = name
-        self.model = schema().Model.GetRootAs(buf, 0)
-        self._buffer_sizes: dict[int, int] = {}
+        self.s = _get_slots()
+        self.model = self.fb.root()
+        self.buffers = self.fb.tables(self.model, self.s.model_buffers)
+        self._constant: dict[int, bool] = {}
+        self.dtypes = tensor_type_names()
 
-    def count(self, n: int, what: str, elem: int = 4) -> int:
-        """A vector length, refused if the file is too small to hold it."""
-        if n < 0 or n * elem > len(self.buf):
-            raise ModelFormatError(f"{self.name}: corrupt TFLite model ({what} count {n})")
-        return n
+    def corrupt(self, what: str) -> ModelFormatError:
+        return ModelFormatError(f"{self.name}: corrupt TFLite model ({what})")
 
     def graph(self) -> Graph:
-        m = self.model
+        fb, s = self.fb, self.s
         codes = self._op_codes()
-        nbuf = self.count(m.BuffersLength(), "buffers")
-        nsub = self.count(m.SubgraphsLength(), "subgraphs")
-        if nsub == 0:
+        subgraph_tables = fb.tables(self.model, s.model_subgraphs)
+        if not subgraph_tables:
             raise ModelFormatError(f"{self.name}: TFLite model has no subgraphs")
-        subgraphs = tuple(self._subgraph(i, codes, nbuf) for i in range(nsub))
-        desc = m.Description()
+        subgraphs = tuple(self._subgraph(i, t, codes) for i, t in enumerate(subgraph_tables))
         return Graph(
             path=self.name,
-            size_bytes=len(self.buf),
-            schema_version=int(m.Version()),
-            description=desc.decode("utf-8", "replace") if desc else "",
+            size_bytes=fb.size,
+            schema_version=fb.u32(self.model, s.model_version),
+            description=fb.string(self.model, s.model_description),
             subgraphs=subgraphs,
         )
 
     def _op_codes(self) -> list[tuple[str, int]]:
         """(name, version) of each operator code entry."""
+        fb, s = self.fb, self.s
         names = builtin_names()
         out = []
-        m = self.model
-        for i in range(self.count(m.OperatorCodesLength(), "operator codes")):
-            oc = m.OperatorCodes(i)
-            code = max(int(oc.DeprecatedBuiltinCode()), int(oc.BuiltinCode()))
+        for oc in fb.tables(self.model, s.model_codes):
+            deprecated = fb.scalar(oc, s.code_deprecated, _I8, 1, 0)
+            code = max(int(deprecated), fb.i32(oc, s.code_builtin))
             if code == _CUSTOM:
-                custom = oc.CustomCode()
-                name = "CUSTOM:" + (custom.decode("utf-8", "replace") if custom else "?")
+                name = "CUSTOM:" + (fb.string(oc, s.code_custom) or "?")
             else:
                 name = names.get(code, f"BUILTIN_{code}")
-            out.append((name, int(oc.Version())))
+            out.append((name, fb.i32(oc, s.code_version, 1)))
         return out
 
-    def _is_constant(self, buffer_index: int, nbuf: int) -> bool:
-        if buffer_index <= 0 or buffer_index >= nbuf:
-            return False
-        size = self._buffer_sizes.get(buffer_index)
-        if size is None:
-            b = self.model.Buffers(buffer_index)
-            # Data inline, or (for models over 2 GB) stored after the flatbuffer.
-            size = int(b.DataLength()) or (int(b.Size()) if int(b.Offset()) > 1 else 0)
-            self._buffer_sizes[buffer_index] = size
-        return size > 0
+    def _buffer(self, index: int) -> int:
+        """The Buffer table of a tensor's buffer index, or 0 for none. Index 0 is the schema's
+        empty sentinel; an index past the end is read as no data (tflat only inspects)."""
+        if 0 < index < len(self.buffers):
+            return self.buffers[index]
+        return 0
 
-    def _small_values(self, buffer_index: int, dtype: str, numel: int) -> tuple[int, ...] | None:
+    def _is_constant(self, index: int) -> bool:
+        known = self._constant.get(index)
+        if known is not None:
+            return known
+        fb, s = self.fb, self.s
+        table = self._buffer(index)
+        constant = False
+        if table:
+            _, n = fb.vector(table, s.buf_data, 1, walk=False)
+            # Data inline, or (models over 2 GB) stored after the flatbuffer at an offset.
+            offset = fb.scalar(table, s.buf_offset, _U64, 8, 0)
+            size = fb.scalar(table, s.buf_size, _U64, 8, 0)
+            constant = n > 0 or (offset > 1 and size > 0)
+        self._constant[index] = constant
+        return constant
+
+    def _small_values(self, index: int, dtype: str, numel: int) -> tuple[int, ...] | None:
         if dtype not in ("int32", "int64") or numel > _MAX_VALUES:
             return None
-        data = self.model.Buffers(buffer_index).DataAsNumpy()
-        if isinstance(data, int) or len(data) > 8 * _MAX_VALUES:
+        table = self._buffer(index)
+        if not table:
             return None
-        fmt = "<%di" % (len(data) // 4) if dtype == "int32" else "<%dq" % (len(data) // 8)
-        return tuple(int(v) for v in struct.unpack(fmt, data.tobytes()))
+        start, n = self.fb.vector(table, self.s.buf_data, 1, walk=False)
+        width = 4 if dtype == "int32" else 8
+        count = min(n // width, numel)
+        if count == 0:
+            return None
+        code = "i" if dtype == "int32" else "q"
+        return tuple(struct.unpack_from(f"<{count}{code}", self.fb.buf, start))
 
-    def _tensor(self, sg: Any, index: int, ntensors: int, nbuf: int) -> TensorInfo:
-        if not 0 <= index < ntensors:
-            raise ModelFormatError(f"{self.name}: corrupt TFLite model (tensor index {index})")
-        t = sg.Tensors(index)
-        nsig = self.count(t.ShapeSignatureLength(), "shape")
-        if nsig:
-            shape = tuple(int(d) for d in t.ShapeSignatureAsNumpy().tolist())
-        else:
-            nshape = self.count(t.ShapeLength(), "shape")
-            shape = tuple(int(d) for d in t.ShapeAsNumpy().tolist()) if nshape else ()
-        dtype = tensor_type_names().get(int(t.Type()), f"type{int(t.Type())}")
-        raw_name = t.Name()
-        buffer_index = int(t.Buffer())
-        constant = self._is_constant(buffer_index, nbuf)
+    def _tensor(self, table: int, index: int) -> TensorInfo:
+        fb, buf = self.fb, self.fb.buf
+        sig, dims, kind, buffer, name, quant = fb.fields(table, self.s.tensor_fields)
+        shape = fb.numbers_at(sig, "i", 4) if sig else ()
+        if not shape and dims:
+            shape = fb.numbers_at(dims, "i", 4)
+        if len(shape) > _MAX_RANK:
+            raise self.corrupt(f"tensor {index} has rank {len(shape)}")
         numel = math.prod(max(d, 1) for d in shape)
+        if numel > _MAX_ELEMENTS:
+            raise self.corrupt(f"tensor {index} has {numel} elements")
+        type_code = _I8(buf, kind)[0] if kind else 0
+        dtype = self.dtypes.get(type_code, f"type{type_code}")
+        buffer_index = _U32(buf, buffer)[0] if buffer else 0
+        constant = self._is_constant(buffer_index)
         return TensorInfo(
             index=index,
-            name=raw_name.decode("utf-8", "replace") if raw_name else "",
-            shape=shape,
+            name=fb.string_at(name) if name else "",
+            shape=tuple(shape),
             dtype=dtype,
             is_constant=constant,
-            quantization=self._quantization(t),
+            quantization=self._quantization(fb.ref(quant)) if quant else None,
             values=self._small_values(buffer_index, dtype, numel) if constant else None,
         )
 
-    def _quantization(self, t: Any) -> Quantization | None:
-        q = t.Quantization()
-        if q is None or self.count(q.ScaleLength(), "scale") == 0:
+    def _quantization(self, q: int) -> Quantization | None:
+        fb, s = self.fb, self.s
+        scale = fb.numbers(q, s.q_scale, "f", 4)
+        if not scale:
             return None
-        nzp = self.count(q.ZeroPointLength(), "zero point", 8)
         return Quantization(
-            scale=tuple(float(v) for v in q.ScaleAsNumpy().tolist()),
-            zero_point=tuple(int(v) for v in q.ZeroPointAsNumpy().tolist()) if nzp else (),
-            axis=int(q.QuantizedDimension()),
+            scale=scale,
+            zero_point=fb.numbers(q, s.q_zero_point, "q", 8),
+            axis=fb.i32(q, s.q_axis),
         )
 
-    def _subgraph(self, si: int, codes: list[str], nbuf: int) -> Subgraph:
-        sg = self.model.Subgraphs(si)
-        ntensors = self.count(sg.TensorsLength(), "tensors")
+    def _custom_options(self, op_type: str, op: int) -> dict[str, Any]:
+        """What tflat understands of a custom op's opaque options."""
+        start, n = self.fb.vector(op, self.s.op_custom, 1, walk=False)
+        out: dict[str, Any] = {"custom_options_bytes": n}
+        if op_type == cost.TRANSPOSE_CONV_CUSTOM and n == 12:
+            # MediaPipe's op stores TfLiteTransposeConvParams: padding enum, stride w, stride h.
+            pad, stride_w, stride_h = struct.unpack_from("<3i", self.fb.buf, start)
+            padding = {1: "SAME", 2: "VALID"}.get(pad)
+            if padding is not None:
+                out["padding"] = padding
+            out.update(stride_w=stride_w, stride_h=stride_h)
+        return out
+
+    def _subgraph(self, si: int, sg: int, codes: list[tuple[str, int]]) -> Subgraph:
+        fb, s = self.fb, self.s
+        tensor_start, ntensors = fb.vector(sg, s.sg_tensors, 4)
         cache: dict[int, TensorInfo] = {}
 
         def tensor(i: int) -> TensorInfo:
             info = cache.get(i)
             if info is None:
-                info = cache[i] = self._tensor(sg, i, ntensors, nbuf)
+                if not 0 <= i < ntensors:
+                    raise self.corrupt(f"subgraph {si} has no tensor {i}")
+                fb.charge(_TENSOR_COST)
+                info = cache[i] = self._tensor(fb.ref(tensor_start + 4 * i), i)
             return info
 
-        def tensors(indices: Any, n: int) -> tuple[TensorInfo, ...]:
+        def tensors(table: int, slot: int) -> tuple[TensorInfo, ...]:
             # -1 marks an omitted optional input (e.g. a conv without bias).
-            return tuple(tensor(int(i)) for i in indices.tolist()[:n] if int(i) >= 0) if n else ()
+            return tuple(tensor(i) for i in fb.numbers(table, slot, "i", 4) if i >= 0)
 
+        option_sets: tuple[tuple[int, int, dict[int, type]], ...] = (
+            (s.op_opt_type, s.op_opt, options_classes("BuiltinOptions")),
+            (s.op_opt2_type, s.op_opt2, options_classes("BuiltinOptions2")),
+        )
+        make_op: Callable[..., Any] = cost.make_op
         ops = []
-        classes1, classes2 = options_classes("BuiltinOptions"), options_classes("BuiltinOptions2")
-        for oi in range(self.count(sg.OperatorsLength(), "operators")):
-            o = sg.Operators(oi)
-            code_index = int(o.OpcodeIndex())
-            if not 0 <= code_index < len(codes):
-                raise ModelFormatError(
-                    f"{self.name}: corrupt TFLite model (op {oi} has opcode index {code_index})"
-                )
-            n_in = self.count(o.InputsLength(), "op inputs")
-            n_out = self.count(o.OutputsLength(), "op outputs")
+        for oi, o in enumerate(fb.tables(sg, s.sg_operators)):
+            fb.charge(_OP_COST)
+            code_index = fb.u32(o, s.op_code)
+            if code_index >= len(codes):
+                raise self.corrupt(f"op {oi} has opcode index {code_index}")
             options: dict[str, Any] = {}
-            for tag, table, classes in (
-                (o.BuiltinOptionsType(), o.BuiltinOptions(), classes1),
-                (o.BuiltinOptions2Type(), o.BuiltinOptions2(), classes2),
-            ):
-                cls = classes.get(int(tag))
-                if cls is not None and table is not None:
-                    options.update(read_options(table, cls))
+            for type_slot, table_slot, classes in option_sets:
+                tag = fb.u8(o, type_slot)
+                cls = classes.get(tag) if tag else None
+                if cls is not None:
+                    table = fb.table(o, table_slot)
+                    if table:
+                        options.update(read_options_fast(fb, table, cls))
             op_type, version = codes[code_index]
+            if op_type.startswith("CUSTOM:"):
+                options.update(self._custom_options(op_type, o))
             ops.append(
-                cost.make_op(
+                make_op(
                     index=oi,
                     subgraph=si,
                     op_type=op_type,
                     version=version,
-                    inputs=tensors(o.InputsAsNumpy(), n_in),
-                    outputs=tensors(o.OutputsAsNumpy(), n_out),
+                    inputs=tensors(o, s.op_inputs),
+                    outputs=tensors(o, s.op_outputs),
                     options=options,
                 )
             )
-        n_sin = self.count(sg.InputsLength(), "subgraph inputs")
-        n_sout = self.count(sg.OutputsLength(), "subgraph outputs")
-        raw_name = sg.Name()
         return Subgraph(
             index=si,
-            name=raw_name.decode("utf-8", "replace") if raw_name else "",
+            name=fb.string(sg, s.sg_name),
             ops=tuple(ops),
-            inputs=tensors(sg.InputsAsNumpy(), n_sin),
-            outputs=tensors(sg.OutputsAsNumpy(), n_sout),
+            inputs=tensors(sg, s.sg_inputs),
+            outputs=tensors(sg, s.sg_outputs),
             num_tensors=ntensors,
         )
