@@ -51,18 +51,41 @@ _LAZY: dict[str, str] = {
     "Measurement": "tflat.bench",
 }
 
-__all__ = sorted(
-    [
-        *_LAZY,
-        "DeviceError",
-        "ModelFormatError",
-        "PredictorError",
-        "SpecError",
-        "StoreError",
-        "TflatError",
-        "__version__",
-    ]
-)
+__all__ = [
+    "DeviceCard",
+    "DeviceError",
+    "Estimate",
+    "Graph",
+    "GraphBuilder",
+    "GraphPrediction",
+    "Kernel",
+    "KernelTime",
+    "LayerEstimate",
+    "Measurement",
+    "ModelFormatError",
+    "Op",
+    "OpSpec",
+    "Predictor",
+    "PredictorError",
+    "RunSettings",
+    "SpecError",
+    "StoreError",
+    "TensorInfo",
+    "TflatError",
+    "__version__",
+    "adaptive_specs",
+    "build_model",
+    "estimate",
+    "generate",
+    "get_runner",
+    "list_devices",
+    "load_plan",
+    "load_predictor",
+    "open_store",
+    "partition",
+    "read_model",
+    "write_spec",
+]
 
 
 def __getattr__(name: str) -> Any:
