@@ -156,3 +156,22 @@ def test_unreadable_model(tmp_path: Path) -> None:
     bad.write_bytes(b"not a model at all")
     with pytest.raises(ModelFormatError):
         estimate(bad, device="pixel4")
+
+
+def test_kernels_without_a_model_are_flagged_not_silent() -> None:
+    """A GPU kernel whose kind the predictor has no model for gets its time from the
+    whole-model term (possibly 0 ms): its layer says so instead of looking like a model's."""
+    from tflat.predict import load_predictor
+    from tflat.report.estimate_text import flag_text
+
+    predictor = load_predictor("pixel4")
+    est = estimate_with(read_model(MODELS / "hey_jarvis.tflite"), predictor)
+    timed = [x for x in est.layers if x.role is Role.KERNEL and x.on_gpu and x.kernel]
+    assert timed
+    for layer in timed:
+        assert layer.kernel is not None
+        assert layer.modelled == predictor.covers(layer.kernel.kind)
+    unmodelled = [x for x in timed if not x.modelled]
+    assert {x.type for x in unmodelled} >= {"STRIDED_SLICE"}
+    for layer in unmodelled:
+        assert "no model" in flag_text(layer) and "whole-model fit" in layer.note

@@ -261,9 +261,14 @@ def test_invalid_specs_fail_alone_and_are_named(
     code = main(["generate", str(plan), "--out", str(tmp_path / "out")])
     assert code == 1
     err = capsys.readouterr().err
-    assert "invalid spec" in err and "groups 4 do not divide cin 18" in err
-    assert "larger than input" in err
+    # one line for the error; the valid spec is still written
+    assert len(err.strip().splitlines()) == 1
+    assert "3 spec(s) could not be generated" in err and "invalid spec" in err
     assert len(read_manifest(tmp_path / "out")) == 1
+    # `plan show` names why each one is invalid
+    assert main(["plan", "show", str(plan)]) == 0
+    out = capsys.readouterr().out
+    assert "groups 4 do not divide cin 18" in out and "larger than input" in out
 
 
 def test_cli_plan_show_and_generate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

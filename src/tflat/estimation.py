@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -100,6 +100,8 @@ class LayerEstimate:
     known: bool = True
     subgraph: int = 0
     note: str = ""
+    #: False for a GPU kernel of a kind the predictor has no model for (see ``note``)
+    modelled: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -119,6 +121,7 @@ class LayerEstimate:
             "on_gpu": self.on_gpu,
             "fallback": self.fallback,
             "known": self.known,
+            "modelled": self.modelled,
             "note": self.note,
         }
 
@@ -227,7 +230,21 @@ def estimate(
 def estimate_with(graph: Graph, predictor: _Predictor) -> Estimate:
     """Estimate ``graph`` with an already loaded predictor (no database or file access)."""
     prediction: _GraphPrediction = predictor.predict_graph(graph)
-    return build_estimate(graph, prediction)
+    return build_estimate(graph, prediction, unmodelled=_unmodelled(predictor, prediction))
+
+
+def _unmodelled(predictor: _Predictor, prediction: _GraphPrediction) -> dict[int, str]:
+    """Kernel index -> note for GPU kernels of a kind the predictor has no model for: their
+    time (possibly 0 ms) comes from the whole-model term, and the reader should see that."""
+    covers = getattr(predictor, "covers", None)
+    if covers is None:
+        return {}
+    device = getattr(prediction, "device", "this device")
+    return {
+        k.index: f"no {k.kind} model for {device}: a rough time from the whole-model fit"
+        for k in prediction.kernels
+        if k.on_gpu and k.kind != "free" and not covers(k.kind)
+    }
 
 
 def _as_graph(path_or_graph: str | os.PathLike[str] | Graph) -> Graph:
@@ -238,8 +255,14 @@ def _as_graph(path_or_graph: str | os.PathLike[str] | Graph) -> Graph:
     return read_model(path_or_graph)
 
 
-def build_estimate(graph: Graph, prediction: _GraphPrediction) -> Estimate:
-    """Map a kernel-level prediction onto the graph's ops. Never drops an op."""
+def build_estimate(
+    graph: Graph, prediction: _GraphPrediction, *, unmodelled: Mapping[int, str] | None = None
+) -> Estimate:
+    """Map a kernel-level prediction onto the graph's ops. Never drops an op.
+
+    ``unmodelled`` (kernel index -> note) names kernels the predictor has no model for: their
+    layers are flagged (``modelled=False``) and carry the note."""
+    notes = unmodelled or {}
     kernels = tuple(prediction.kernels)
     times = tuple(prediction.kernel_times)
     if len(kernels) != len(times):
@@ -266,11 +289,11 @@ def build_estimate(graph: Graph, prediction: _GraphPrediction) -> Estimate:
                 latency_ms=float(kt.latency_ms),
                 low_ms=float(kt.low_ms),
                 high_ms=float(kt.high_ms),
-                note=kernel.note,
+                note=notes.get(kernel.index, kernel.note),
             )
         )
     overhead_ms = float(prediction.overhead_ms)
-    drafts = [_main_row(op, owner.get(op.index), ops_by_index, warnings) for op in graph.ops]
+    drafts = [_main_row(op, owner.get(op.index), ops_by_index, warnings, notes) for op in graph.ops]
     drafts += [_other_subgraph_row(op) for sg in graph.subgraphs[1:] for op in sg.ops]
     total_ms = sum(d["latency_ms"] for d in drafts) + overhead_ms
     if not math.isclose(total_ms, float(prediction.total_ms), rel_tol=1e-9, abs_tol=1e-9):
@@ -308,6 +331,7 @@ def _main_row(
     owned: tuple[_Kernel, _KernelTime, bool] | None,
     ops_by_index: dict[int, Op],
     warnings: list[str],
+    notes: Mapping[int, str],
 ) -> dict[str, Any]:
     base: dict[str, Any] = {
         "index": op.index,
@@ -342,7 +366,8 @@ def _main_row(
             "high_ms": float(kt.high_ms),
             "on_gpu": kernel.on_gpu,
             "fallback": fallback,
-            "note": kernel.note,
+            "modelled": kernel.index not in notes,
+            "note": notes.get(kernel.index, kernel.note),
         }
     main = ops_by_index.get(kernel.op_indices[0])
     main_text = f"{main.type} #{main.index}" if main is not None else f"#{kernel.op_indices[0]}"

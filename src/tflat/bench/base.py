@@ -103,6 +103,10 @@ class ReportedTimings:
 
 @dataclass(frozen=True)
 class Measurement:
+    """One model measured on one device: every timed run in ms (``samples_ms``), or the
+    aggregates the runner's tool reported; a failed, unsupported or hung run keeps ``status``
+    and ``error`` instead, so nothing is dropped."""
+
     status: Status
     samples_ms: tuple[float, ...] = ()
     warmup: int = 0

@@ -106,6 +106,8 @@ def read_manifest(folder: Path) -> list[BenchItem]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         raise TflatError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise TflatError(f"{path}: not a manifest (not UTF-8 text)") from exc
     items: list[BenchItem] = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -194,7 +196,8 @@ def run_campaign(
         if progress is not None:
             progress(Progress(done, total, item, m, False))
     if wide:
-        log.warning(
+        # info, not warning: the result carries them and the caller reports them once
+        log.info(
             "%s: %d of %d measurements spread over %.0f %% by %s: too noisy to trust",
             device_id,
             len(wide),
@@ -241,7 +244,7 @@ def bench_model(
         log.warning("%s on %s: %s: %s", path, device_id, m.status, m.error)
     flag = _check_spread(model.name, m, spread_limit) if m.ok else None
     if flag is not None:
-        log.warning(
+        log.info(  # the result carries it; the caller reports it
             "%s on %s: runs spread %.0f %% by %s: too noisy to trust",
             path,
             device_id,

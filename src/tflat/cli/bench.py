@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from tflat.errors import DeviceError, TflatError
+from tflat.errors import TflatError
 
 if TYPE_CHECKING:
+    from rich.progress import TaskID
+
     from tflat.bench.campaign import BenchItem, CampaignResult, WideSpread
     from tflat.bench.campaign import Progress as CampaignProgress
 
@@ -30,7 +33,10 @@ if TYPE_CHECKING:
     "--warmup", type=click.IntRange(0), default=5, show_default=True, help="Untimed runs first."
 )
 @click.option(
-    "--threads", type=click.IntRange(1), default=1, show_default=True, help="CPU threads."
+    "--threads",
+    type=click.IntRange(1),
+    default=None,
+    help="CPU threads [default: N of host-cpu-tN, else 1].",
 )
 @click.option(
     "--delegate",
@@ -52,7 +58,7 @@ if TYPE_CHECKING:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of --sample.")
 @click.option(
     "--benchmark-binary",
-    type=click.Path(path_type=Path),
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="benchmark_model for android:<serial>.",
 )
 @click.option(
@@ -74,7 +80,7 @@ def bench_cmd(
     db_url: str | None,
     repeats: int,
     warmup: int,
-    threads: int,
+    threads: int | None,
     delegate: str | None,
     precision: str,
     timeout_s: float,
@@ -101,27 +107,40 @@ def bench_cmd(
     limit = SPREAD_LIMIT if spread_limit is None else spread_limit
     path = Path(target)
     is_model = path.is_file() and path.suffix == ".tflite"
-    items = None if is_model else _items(target, sample, seed)
     options: dict[str, Any] = {}
-    if device.startswith("android:"):
+    on_phone = device.startswith("android:")
+    if on_phone:
         if benchmark_binary is None:
-            raise DeviceError(
+            raise TflatError(
                 "android devices need --benchmark-binary PATH (TFLite's benchmark_model)"
             )
         options["benchmark_binary"] = benchmark_binary
     else:
+        # host-cpu-tN means N threads unless --threads says otherwise (get_runner checks)
+        variant = re.fullmatch(r"host-cpu-t(\d+)", device)
+        if threads is None:
+            threads = int(variant.group(1)) if variant else 1
         options["threads"] = threads
+        if device.startswith("host-cpu") and (delegate == "gpu" or precision != "fp32"):
+            raise TflatError(
+                f"{device} measures fp32 with xnnpack or cpu only "
+                f"(asked --delegate {delegate or 'xnnpack'} --precision {precision})"
+            )
     settings = RunSettings(
-        delegate=delegate or ("gpu" if device.startswith("android:") else "xnnpack"),  # type: ignore[arg-type]
-        threads=threads,
+        delegate=delegate or ("gpu" if on_phone else "xnnpack"),  # type: ignore[arg-type]
+        threads=threads or 1,
         precision=precision,  # type: ignore[arg-type]
         warmup=warmup,
         repeats=repeats,
         timeout_s=timeout_s,
     )
+    # Bad options and unknown devices fail before a plan's models are generated. A runner
+    # holds nothing until it first measures, so one not entered below needs no closing.
+    runner = get_runner(device, **options)
+    items = None if is_model else _items(target, sample, seed)
     store = open_store(db_url)
     try:
-        with get_runner(device, **options) as runner:
+        with runner:
             if is_model:
                 r = bench_model(
                     store,
@@ -215,7 +234,7 @@ def _run_with_progress(
     from tflat.bench.campaign import run_campaign
 
     console = Console(stderr=True)
-    with Progress(
+    bar = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -225,20 +244,27 @@ def _run_with_progress(
         TextColumn("{task.fields[last]}"),
         console=console,
         transient=False,
-    ) as bar:
-        task = bar.add_task(runner.device_id, total=len(items), last="")
+    )
+    task: TaskID | None = None
 
-        def on_progress(p: CampaignProgress) -> None:
-            last = ""
-            if p.item is not None and p.measurement is not None:
-                m = p.measurement
-                last = (
-                    f"{p.item.spec.kind} {m.min_ms:.3g} ms"
-                    if m.ok and m.min_ms is not None
-                    else f"{p.item.spec.kind} {m.status}"
-                )
-            bar.update(task, completed=p.done, last=last)
+    def on_progress(p: CampaignProgress) -> None:
+        # The bar starts with the first result, so a device that fails on its first use
+        # (no phone, no adb) leaves just the one error line.
+        nonlocal task
+        if task is None:
+            bar.start()
+            task = bar.add_task(runner.device_id, total=len(items), last="")
+        last = ""
+        if p.item is not None and p.measurement is not None:
+            m = p.measurement
+            last = (
+                f"{p.item.spec.kind} {m.min_ms:.3g} ms"
+                if m.ok and m.min_ms is not None
+                else f"{p.item.spec.kind} {m.status}"
+            )
+        bar.update(task, completed=p.done, last=last)
 
+    try:
         return run_campaign(
             store,
             runner,
@@ -248,6 +274,9 @@ def _run_with_progress(
             retry_failed=retry_failed,
             spread_limit=limit,
         )
+    finally:
+        if task is not None:
+            bar.stop()
 
 
 def _summary(r: CampaignResult, url: str, limit: float) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,9 @@ import click
 from tflat.errors import TflatError
 
 FORMATS = ("table", "csv", "json")
+
+#: Width of tables written to a pipe or a file: wide enough that no cell is cut.
+PLAIN_WIDTH = 400
 
 
 def emit(content: Any, output: Path | None) -> None:
@@ -26,16 +30,29 @@ def emit(content: Any, output: Path | None) -> None:
     from rich.console import Console
 
     if output is None:
-        Console(soft_wrap=False).print(content)
+        console = Console(soft_wrap=False)
+        if not console.is_terminal:
+            # a pipe or a file gets whole cells, not a table cropped to 80 columns
+            console = Console(soft_wrap=False, width=PLAIN_WIDTH)
+        console.print(content)
         return
-    with output.open("w", encoding="utf-8") as fh:
-        Console(file=fh, width=200, color_system=None).print(content)
+    import io
+
+    text = io.StringIO()
+    Console(file=text, width=PLAIN_WIDTH, color_system=None).print(content)
+    write_text_atomic(output, text.getvalue())
 
 
 def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through ``path.part``: a failure leaves neither half a file
+    nor the ``.part`` behind, and raises a one-line :class:`TflatError`."""
+    if path.is_dir():
+        raise TflatError(f"cannot write {path}: is a folder")
     tmp = path.with_name(path.name + ".part")
     try:
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(path)
     except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
         raise TflatError(f"cannot write {path}: {exc.strerror or exc}") from exc

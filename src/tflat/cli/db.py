@@ -31,7 +31,8 @@ def stats_cmd(db_url: str | None, fmt: str) -> None:
     """Row counts of every table and per device."""
     from tflat.store import open_store
 
-    with open_store(db_url) as store:
+    # an explicit --db must name an existing database: a typo should not create an empty one
+    with open_store(db_url, create=db_url is None) as store:
         stats = store.stats()
     if fmt == "json":
         emit(json.dumps(stats.to_dict(), indent=2, sort_keys=True) + "\n", None)
@@ -80,7 +81,7 @@ def export_cmd(db_url: str | None, fmt: str, table: str, output: Path | None) ->
     from tflat.store import open_store
     from tflat.store.tabular import to_csv, write_parquet
 
-    with open_store(db_url) as store:
+    with open_store(db_url, create=db_url is None) as store:
         if fmt == "csv":
             emit(to_csv(store, table), output)
             return

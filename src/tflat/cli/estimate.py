@@ -49,6 +49,7 @@ def estimate_cmd(
     from tflat.predict import load_predictor
 
     graph = read_model(model)
+    _check_db(db_url)
     unique = list(dict.fromkeys(devices))
     estimates = [estimate_with(graph, load_predictor(d, db_url=db_url)) for d in unique]
     if overlay is not None:
@@ -82,5 +83,16 @@ def devices_cmd(db_url: str | None, fmt: str, output: Path | None) -> None:
     from tflat.predict import list_devices
     from tflat.report import estimate_devices as render
 
+    _check_db(db_url)
     cards = list_devices(db_url=db_url)
     emit(render.to_json(cards) if fmt == "json" else render.to_table(cards), output)
+
+
+def _check_db(db_url: str | None) -> None:
+    """An explicit --db that cannot be opened is an error (exit 2), not a silent fallback to
+    the bundled predictors; nor does it create an empty database at a mistyped path."""
+    if db_url is None:
+        return
+    from tflat.store import open_store
+
+    open_store(db_url, create=False).close()

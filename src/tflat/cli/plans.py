@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,8 @@ import click
 
 from tflat.cli.common import emit
 from tflat.errors import SpecError
+
+log = logging.getLogger(__name__)
 
 
 @click.group("plan")
@@ -53,6 +56,12 @@ def _table(summary: dict[str, Any]) -> Any:
             else:
                 parts.append(f"{key} {','.join(map(str, values))}")
         table.add_row(kind, str(info["count"]), "; ".join(parts))
+    # say why specs are invalid, or a plan with a typo shows just an empty table
+    examples = summary.get("invalid_examples", [])
+    for reason in examples:
+        table.add_row("invalid", "", reason, style="red")
+    if summary["invalid"] > len(examples):
+        table.add_row("invalid", str(summary["invalid"] - len(examples)), "more like these")
     return table
 
 
@@ -65,7 +74,9 @@ def _table(summary: dict[str, Any]) -> Any:
     required=True,
     help="Folder for the models and manifest.jsonl / manifest.csv.",
 )
-@click.option("--sample", type=int, default=None, help="Only a random sample of N specs.")
+@click.option(
+    "--sample", type=click.IntRange(1), default=None, help="Only a random sample of N specs."
+)
 @click.option("--seed", type=int, default=None, help="Override the plan's seed.")
 def generate_cmd(plan: str, out_dir: Path, sample: int | None, seed: int | None) -> None:
     """Write one single-op .tflite model per spec of PLAN into --out (re-runs skip what exists)."""
@@ -78,7 +89,7 @@ def generate_cmd(plan: str, out_dir: Path, sample: int | None, seed: int | None)
     expanded = loaded.expand(seed=seed, sample=sample)
     err = Console(stderr=True)
     for bad in expanded.invalid:
-        err.print(bad.reason, markup=False, highlight=False, soft_wrap=True)
+        log.info("invalid in plan: %s", bad.reason)
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -86,11 +97,12 @@ def generate_cmd(plan: str, out_dir: Path, sample: int | None, seed: int | None)
         TimeRemainingColumn(),
         console=err,
         transient=True,
+        disable=not err.is_terminal,  # a pipe or log file gets the summary line only
     ) as bar:
         task = bar.add_task(f"generate {loaded.name}", total=len(expanded.specs))
         report = generate(expanded.specs, out_dir, progress=lambda _spec: bar.advance(task))
     for _label, reason in report.failed:
-        err.print(f"failed: {reason}", markup=False, highlight=False, soft_wrap=True)
+        log.info("failed: %s", reason)
     click.echo(
         f"{report.written} written, {report.skipped} already there, {len(report.failed)} failed, "
         f"{len(expanded.invalid)} invalid in plan; {report.bytes_written} bytes written to "
@@ -99,4 +111,6 @@ def generate_cmd(plan: str, out_dir: Path, sample: int | None, seed: int | None)
     problems = len(report.failed) + len(expanded.invalid)
     if problems:
         first = report.failed[0][1] if report.failed else expanded.invalid[0].reason
-        raise SpecError(f"{problems} spec(s) could not be generated; first: {first}")
+        raise SpecError(
+            f"{problems} spec(s) could not be generated (-v lists them all); first: {first}"
+        )

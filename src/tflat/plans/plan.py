@@ -221,7 +221,13 @@ def load_plan(plan: str | Path) -> Plan:
                 f"no plan {str(plan)!r}: not a shipped plan ({', '.join(shipped_plans())}) "
                 "nor a file"
             )
-        text, source, base = path.read_text(encoding="utf-8"), str(path), path.parent
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise SpecError(f"plan {plan}: cannot read it ({exc.strerror or exc})") from exc
+        except UnicodeDecodeError as exc:
+            raise SpecError(f"plan {plan}: not a TOML plan (not UTF-8 text)") from exc
+        source, base = str(path), path.parent
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

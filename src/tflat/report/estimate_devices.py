@@ -45,10 +45,18 @@ def to_table(cards: Sequence[Any]) -> Any:
 
     table = Table(title=f"{len(cards)} devices")
     for col in FIELDS:
-        table.add_column(col)
+        # the id is what users type; an address folds rather than losing its end to "…"
+        table.add_column(
+            col,
+            no_wrap=col in ("id", "trained_at"),
+            overflow="fold" if col == "source" else "ellipsis",
+        )
     for card in cards:
         data = card_dict(card)
-        table.add_row(*(_cell(data.get(col)) for col in FIELDS))
+        row = {col: _cell(data.get(col)) for col in FIELDS}
+        # the date is enough here; --format json keeps the full timestamp
+        row["trained_at"] = row["trained_at"][:10]
+        table.add_row(*row.values())
     return table
 
 

@@ -18,7 +18,7 @@ from tflat.estimation import Estimate, LayerEstimate, Role
 CSV_COLUMNS = (
     "device", "index", "subgraph", "type", "output_shape", "kernel_index", "kernel",
     "kernel_kind", "role", "flops", "latency_ms", "low_ms", "high_ms", "share", "on_gpu",
-    "fallback", "known", "note",
+    "fallback", "known", "modelled", "note",
 )  # fmt: skip
 
 
@@ -45,7 +45,7 @@ def flops_text(n: float) -> str:
 
 
 def flag_text(layer: LayerEstimate) -> str:
-    """The short flag a reader scans for: CPU fallback, unknown op, not estimated."""
+    """The short flag a reader scans for: CPU fallback, unknown op, not estimated, no model."""
     flags = []
     if layer.fallback:
         flags.append("CPU")
@@ -53,6 +53,8 @@ def flag_text(layer: LayerEstimate) -> str:
         flags.append("unknown op")
     if layer.role is Role.NOT_ESTIMATED:
         flags.append("not estimated")
+    if not layer.modelled:
+        flags.append("no model")
     return ", ".join(flags)
 
 
@@ -129,9 +131,12 @@ def summary_lines(est: Estimate) -> list[tuple[str, str]]:
 def to_table(estimates: Sequence[Estimate], *, top_n: int = 10) -> Any:
     """A rich renderable: per device, the layer table, the top layers and the total."""
     from rich.console import Group
+    from rich.text import Text
 
     parts: list[Any] = []
-    for est in estimates:
+    for n, est in enumerate(estimates):
+        if n:
+            parts.append(Text(""))  # one blank line between devices
         parts.extend(_device_tables(est, top_n))
     return Group(*parts)
 

@@ -26,13 +26,15 @@ _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#222}
 h1{font-size:1.4em;margin:0 0 4px}h2{font-size:1.15em;margin:24px 0 8px}
 .sub{color:#666;margin-bottom:16px}
-.cols{display:flex;flex-wrap:wrap;gap:24px}.col{flex:1 1 420px;min-width:380px}
+.cols{display:grid;grid-template-columns:repeat(auto-fit,minmax(400px,1fr));gap:24px}
+.col{min-width:0}
 .card{border:1px solid #ddd;border-radius:6px;padding:12px 16px;background:#fafafa}
 .card .big{font-size:1.8em;font-weight:600}.card td{padding:1px 10px 1px 0;vertical-align:top}
 table.layers{border-collapse:collapse;font-size:12px;width:100%}
 table.layers th,table.layers td{border-bottom:1px solid #eee;padding:2px 6px;text-align:right}
 table.layers th{background:#f3f3f3;position:sticky;top:0}
 table.layers td.l,table.layers th.l{text-align:left}
+table.layers td{white-space:nowrap}table.layers td.note{white-space:normal;min-width:24em}
 tr.fb td{background:#fff1e6}tr.fused td{color:#888}
 tr.tot td{font-weight:600;border-top:2px solid #999}
 .flag{color:#c2410c;font-weight:600}.warn{color:#c2410c}
@@ -76,6 +78,8 @@ def to_html(estimates: Sequence[Estimate]) -> str:
 def _summary_card(est: Estimate) -> str:
     rows = []
     for label, value in summary_lines(est):
+        if label == "device":  # the card's heading names it already
+            continue
         cls = ' class="warn"' if label in ("CPU fallback", "warning") else ""
         rows.append(f"<tr{cls}><td>{escape(label)}</td><td>{escape(value)}</td></tr>")
     return (
@@ -172,7 +176,8 @@ def _table(estimates: Sequence[Estimate]) -> str:
         flag = flag_text(layer)
         note = escape(layer.note)
         cells.append(
-            f'<td class="l">{f"<span class=flag>{escape(flag)}</span> " if flag else ""}{note}</td>'
+            f'<td class="l note">{f"<span class=flag>{escape(flag)}</span> " if flag else ""}'
+            f"{note}</td>"
         )
         rows.append(f'<tr class="{cls}">' + "".join(cells) + "</tr>")
     overhead = ['<tr><td></td><td class="l">overhead</td><td></td>'

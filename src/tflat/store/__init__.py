@@ -60,11 +60,13 @@ def default_url() -> str:
     return f"sqlite:///{Path(user_data_dir('tflat', appauthor=False)) / 'tflat.db'}"
 
 
-def open_store(url: str | None = None, *, migrate: bool = True) -> Store:
+def open_store(url: str | None = None, *, migrate: bool = True, create: bool = True) -> Store:
     """Open (and create or migrate to the newest schema) the database at ``url``.
 
     ``url`` is a SQLAlchemy URL (``sqlite:///path.db``, ``postgresql+psycopg://user@host/db``)
-    or a plain file path (taken as SQLite); None means :func:`default_url`. Raises StoreError.
+    or a plain file path (taken as SQLite); None means :func:`default_url`. ``create=False``
+    refuses a SQLite file that does not exist yet (for commands that only read, where a new
+    empty database would hide a mistyped path). Raises StoreError.
     """
     from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
@@ -73,7 +75,7 @@ def open_store(url: str | None = None, *, migrate: bool = True) -> Store:
 
     url = _normalize(url or default_url())
     try:
-        engine = _engine(url)
+        engine = _engine(url, create=create)
     except (ArgumentError, ImportError, ValueError) as exc:
         raise StoreError(f"cannot open database {url!r}: {exc}") from exc
     try:
@@ -93,7 +95,7 @@ def _normalize(url: str) -> str:
     return f"sqlite:///{Path(url).expanduser().resolve()}"
 
 
-def _engine(url: str) -> Engine:
+def _engine(url: str, *, create: bool = True) -> Engine:
     from sqlalchemy import create_engine, event
     from sqlalchemy.engine import make_url
 
@@ -101,6 +103,8 @@ def _engine(url: str) -> Engine:
     if parsed.get_backend_name() != "sqlite":
         return create_engine(parsed, pool_pre_ping=True)
     if parsed.database and parsed.database != ":memory:":
+        if not create and not Path(parsed.database).is_file():
+            raise StoreError(f"no database at {parsed.database}")
         try:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

@@ -11,13 +11,15 @@ Units: ms in ``*_ms`` columns; ``samples_ms`` and ``params`` are JSON text in CS
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
+from tflat.bench.base import Status
 from tflat.errors import TflatError
 from tflat.store.records import MeasurementRecord, RuntimeKey, SpecRecord
 
@@ -209,10 +211,17 @@ def write_parquet(store: Store, path: Path, table: str = "measurements") -> int:
         c: pa.array(v, type=pa.list_(pa.float64()) if c == "samples_ms" else None)
         for c, v in data.items()
     }
+    if path.is_dir():
+        raise TflatError(f"cannot write {path}: is a folder")
+    # through path.part, so a failure never leaves half a Parquet file under the real name
+    tmp = path.with_name(path.name + ".part")
     try:
-        pq.write_table(pa.table(arrays), path)
+        pq.write_table(pa.table(arrays), tmp)
+        tmp.replace(path)
     except OSError as exc:
-        raise TflatError(f"cannot write {path}: {exc}") from exc
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise TflatError(f"cannot write {path}: {getattr(exc, 'strerror', None) or exc}") from exc
     return len(rows)
 
 
@@ -224,8 +233,14 @@ def read_measurements_csv(
     missing = [c for c in MEASUREMENT_COLUMNS if c not in (reader.fieldnames or ())]
     if missing:
         raise TflatError(f"{where}: not a tflat measurements CSV (missing {', '.join(missing)})")
+    statuses = get_args(Status)
     out = []
     for line, row in enumerate(reader, start=2):
+        if row["status"] not in statuses:
+            raise TflatError(
+                f"{where}:{line}: bad row (status {row['status']!r}, "
+                f"expected one of {', '.join(statuses)})"
+            )
         try:
             record = MeasurementRecord(
                 device_id=row["device_id"],
@@ -268,6 +283,8 @@ def import_measurements_csv(store: Store, path: Path) -> tuple[int, int]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise TflatError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise TflatError(f"{path}: not a tflat measurements CSV (not UTF-8 text)") from exc
     parsed = read_measurements_csv(text, str(path))
     seen: set[str] = set()
     for facts, record in parsed:
