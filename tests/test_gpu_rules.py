@@ -78,3 +78,23 @@ def test_winograd_rule_reproduces_usc_kernel_names() -> None:
                 out_w=f["Output_shape"], gpu_family=fam,
             )  # fmt: skip
             assert chosen == ("winograd" in r.kernel_name), (dev, r.model, f, r.kernel_name)
+
+
+@pytest.mark.skipif(
+    not (default_folder() / "tflite_cnn_ops_gpu.csv").is_file(), reason="USC data not present"
+)
+def test_conv_constants_rule_explains_the_adreno_first_conv_jump() -> None:
+    """On Adreno a conv with <= 32 filters and small weights keeps them in constant memory:
+    the Pixel 4's 3x3 stride-2 convs from RGB take < 0.1 ms up to 32 filters, 0.3 ms above."""
+    from tflat.gpu.partition import conv_constants_chosen
+
+    usc = load_usc()
+    rows = [r for r in usc.ops_for("pixel4") if r.operation == "CONV_2D"
+            and r.feature["Input_channel"] == 3 and r.feature["Kernel"] == 3]  # fmt: skip
+    assert len({r.feature["Filter"] for r in rows}) >= 4
+    for r in rows:
+        f = r.feature
+        args = {"kernel": (3, 3), "groups": 1, "cin": 3, "cout": f["Filter"]}
+        chosen = conv_constants_chosen(**args, gpu_family="adreno")
+        assert chosen == (r.latency_ms < 0.1), (r.model, f, r.latency_ms)
+        assert not conv_constants_chosen(**args, gpu_family="mali")  # Adreno's choice only

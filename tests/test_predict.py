@@ -113,7 +113,10 @@ def test_fit_device_roundtrips_json(tmp_path: Path) -> None:
     again = Predictor(json.loads(json.dumps(bundle)))
     assert again.device == "mi8se" and bundle["training_rows"]["models"] == 18
     wm = bundle["whole_model"]
-    assert wm["listed_scale"] > 0.5 and wm["log_interval"][0] < 0 < wm["log_interval"][1]
+    scale = wm["coef"].get("listed_kernel_sum_ms", wm["coef"].get("main_kernel_sum_ms", 0))
+    assert f"{wm['design']}/{wm['fitted_on']}" in wm["selection_mape_pct"]
+    assert set(wm["coef"]) == set(wm["features"])
+    assert scale > 0.5 and wm["log_interval"][0] < 0 < wm["log_interval"][1]
 
 
 @pytest.mark.slow
@@ -132,3 +135,50 @@ def test_evaluate_cli_json_and_plot(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert len(fams) == len(set(fams)) == 6
     assert report["model_level"]["mape_pct"] < 30
     assert plot.read_text().startswith("<svg")
+
+
+@pytest.mark.skipif(not HAVE_USC, reason="USC data not present")
+def test_evaluate_trained_predictor_on_other_models_in_a_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A predictor trained without some models, evaluated on them as imported into a database."""
+    from tflat.predict.bundles import bundle_json
+    from tflat.predict.usc import fit_usc_device
+
+    other = {"mobilenetv2_w1", "mobilenetv2_wd2", "mobilenetv2b_w1", "squeezenet_v1_1"}
+    src = default_folder()
+    folder = tmp_path / "other"
+    folder.mkdir()
+    for name in (OPS_FILE, E2E_FILE):
+        with (src / name).open(newline="") as fh:
+            rows = list(csv.reader(fh))
+        with (folder / name).open("w", newline="") as fh:
+            csv.writer(fh).writerows([rows[0]] + [r for r in rows[1:] if r[0] in other])
+    train = load_usc(_small_usc(tmp_path / "usc"))
+    bundle = fit_usc_device(train, "mi8se", models=SMALL_FAMILY_MODELS - other,
+                            params={"n_estimators": 60})  # fmt: skip
+    assert not other & {m for m in SMALL_FAMILY_MODELS - other}
+    bundle_file = tmp_path / "mi8se.json"
+    bundle_file.write_text(bundle_json(bundle))
+    url = f"sqlite:///{tmp_path / 'other.db'}"
+    assert main(["db", "import", str(folder), "--format", "usc", "--db", url]) == 0
+    capsys.readouterr()
+
+    code = main(["evaluate", "--device", "mi8se", "--db", url, "--predictor", str(bundle_file),
+                 "--format", "json"])  # fmt: skip
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["method"].startswith("trained predictor")
+    assert {m["model"] for m in report["models"]} == other
+    for m in report["models"]:
+        assert m["measured_ms"] > 0 and m["predicted_ms"] > 0
+    assert report["model_level"]["mape_pct"] < 25
+    assert report["op_level"]["n"] > 100
+
+    # Without --predictor, --db evaluates the device's trained predictor (here the bundled one).
+    code = main(["evaluate", "--device", "mi8se", "--db", url, "--format", "json"])
+    assert code == 0
+    again = json.loads(capsys.readouterr().out)
+    assert {m["model"] for m in again["models"]} == other and again["folds"] == 0
+    # --cv and --predictor exclude each other: a bad-input exit, not a traceback
+    assert main(["evaluate", "--device", "mi8se", "--db", url, "--cv", "--predictor", "db"]) == 1

@@ -94,7 +94,24 @@ def train_cmd(device: str, db_url: str | None, usc: Path | None, output: Path | 
     "--usc",
     type=click.Path(path_type=Path, file_okay=False),
     default=None,
-    help="Cross-validate on the USC public data folder.",
+    help="Use the USC public data folder instead of the database.",
+)
+@click.option(
+    "--cv",
+    "mode",
+    flag_value="cv",
+    default=None,
+    help="Cross-validate the training pipeline, architecture families held out "
+    "(default without --db).",
+)
+@click.option(
+    "--predictor",
+    "predictor_src",
+    default=None,
+    metavar="bundled|db|FILE",
+    help="Evaluate a trained predictor as it is on the models of --db (or --usc): the shipped "
+    "bundle, the database's predictor of the device (else the shipped one), or a bundle JSON "
+    "file. Default with --db: db.",
 )
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @click.option(
@@ -103,45 +120,43 @@ def train_cmd(device: str, db_url: str | None, usc: Path | None, output: Path | 
     default=None,
     help="Write a predicted-vs-measured plot (PNG, or SVG).",
 )
-@click.option("--folds", type=int, default=5, show_default=True, help="Family folds.")
+@click.option("--folds", type=int, default=5, show_default=True, help="Family folds (--cv).")
 @click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False), default=None)
 def evaluate_cmd(
     device: str,
     db_url: str | None,
     usc: Path | None,
+    mode: str | None,
+    predictor_src: str | None,
     fmt: str,
     plot: Path | None,
     folds: int,
     output: Path | None,
 ) -> None:
-    """Evaluate a predictor with architecture families held out.
+    """Evaluate a device's predictor on measured whole models.
 
-    With stored whole models that have a .tflite file, the device's trained predictor is
-    checked on them; otherwise the training pipeline is cross-validated by family on the
-    database's kernel rows (or --usc FOLDER, or the USC data next to the repository).
+    Two modes. --cv (the default without --db) retrains the whole pipeline once per fold with
+    the test architecture families left out, on the kernel rows of --usc FOLDER, of --db, or of
+    the USC data next to the repository. --predictor SRC (the default with --db, SRC=db) takes
+    a trained predictor as it is and predicts the models stored in --db (or --usc): from their
+    kernel lists, and from their .tflite file when the database has one.
     """
-    from tflat.predict.evaluate import evaluate_families, evaluate_on_models
+    from tflat.predict.evaluate import evaluate_families
 
-    report = None
-    if usc is None:
-        from tflat.predict.dbrows import stored_model_files
-        from tflat.store import open_store
-
-        store = open_store(db_url)
-        try:
-            files = stored_model_files(store, device)
-        finally:
-            store.close()
-        if files:
-            from tflat.predict import load_predictor
-
-            report = evaluate_on_models(load_predictor(device, db_url), files)
-        else:
+    if mode == "cv" and predictor_src is not None:
+        raise TflatError("--cv and --predictor exclude each other")
+    if mode is None:
+        mode = "predictor" if predictor_src is not None or db_url is not None else "cv"
+    if mode == "cv":
+        data = _usc_data(usc) if usc is not None else None
+        if data is None and db_url is not None:
             data = _store_rows(db_url, device)
-            if data.ops:
-                report = evaluate_families(data, device, n_folds=folds)
-    if report is None:
-        report = evaluate_families(_usc_data(usc), device, n_folds=folds)
+            if not data.ops:
+                raise TflatError(f"no GPU kernel measurements for {device} in {db_url}")
+        report = evaluate_families(data if data is not None else _usc_data(None), device,
+                                   n_folds=folds)  # fmt: skip
+    else:
+        report = _evaluate_trained(device, db_url, usc, predictor_src or "db")
     if plot is not None:
         from tflat.predict.plot import write_plot
 
@@ -151,6 +166,57 @@ def evaluate_cmd(
         emit(json.dumps(report.to_dict(), indent=2) + "\n", output)
         return
     emit(_table(report), output)
+
+
+def _load_trained(device: str, db_url: str | None, src: str) -> Any:
+    from tflat.predict import Predictor, load_predictor
+
+    if src == "bundled":
+        return load_predictor(device)
+    if src == "db":
+        return load_predictor(device, db_url)
+    path = Path(src)
+    if not path.is_file():
+        raise TflatError(f"--predictor: {src} is not bundled, db or a bundle file")
+    try:
+        bundle = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise TflatError(f"--predictor: cannot read {src}: {exc}") from exc
+    pred = Predictor(bundle)
+    if pred.device != device:
+        raise TflatError(f"--predictor: {src} is a predictor for {pred.device}, not {device}")
+    return pred
+
+
+def _evaluate_trained(device: str, db_url: str | None, usc: Path | None, src: str) -> Any:
+    from tflat.predict.evaluate import evaluate_on_models, evaluate_predictor_on_rows
+
+    predictor = _load_trained(device, db_url, src)
+    label = f"{src}: {predictor.card.source or predictor.device}"
+    if usc is not None:
+        data = _usc_data(usc)
+        data = type(data)(ops=data.ops_for(device), models=data.models_for(device),
+                          folder=data.folder, provenance=data.provenance)  # fmt: skip
+        if not data.models:
+            raise TflatError(f"no whole-model GPU times for {device} in {usc}")
+        return evaluate_predictor_on_rows(predictor, data, label)
+    from tflat.predict.dbrows import stored_model_files
+    from tflat.store import open_store
+
+    store = open_store(db_url)
+    try:
+        files = stored_model_files(store, device)
+    finally:
+        store.close()
+    if files:
+        return evaluate_on_models(predictor, files)
+    data = _store_rows(db_url, device)
+    if not data.models or not data.ops:
+        raise TflatError(
+            f"no whole models with kernel lists or .tflite files for {device} in the database "
+            "(import some with 'tflat db import DIR --format usc')"
+        )
+    return evaluate_predictor_on_rows(predictor, data, label)
 
 
 def _table(report: Any) -> str:

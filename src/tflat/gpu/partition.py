@@ -9,6 +9,7 @@ code here only applies them, so a rule change is a data change with a test besid
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import tomllib
@@ -44,6 +45,7 @@ class GpuRules:
     kind: Mapping[str, str]
     kernel_name: Mapping[str, str]
     winograd: Mapping[str, tuple[int, int]]
+    conv_constants: Mapping[str, tuple[int, int]] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> GpuRules:
@@ -51,6 +53,10 @@ class GpuRules:
             wino = {
                 str(fam): (int(v["min_tiles"]), int(v["min_slices"]))
                 for fam, v in data.get("winograd", {}).items()
+            }
+            constants = {
+                str(fam): (int(v["max_weight_bytes"]), int(v["max_dst_slices"]))
+                for fam, v in data.get("conv_constants", {}).items()
             }
             return cls(
                 name=str(data["name"]),
@@ -64,6 +70,7 @@ class GpuRules:
                 kind=dict(data["kind"]),
                 kernel_name=dict(data["kernel_name"]),
                 winograd=wino,
+                conv_constants=constants,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise SpecError(f"GPU rules are malformed: {exc!r}") from exc
@@ -81,6 +88,30 @@ def load_gpu_rules(name: str = "tflite_gpu") -> GpuRules:
     except (FileNotFoundError, OSError) as exc:
         raise SpecError(f"no delegate rules named {name!r}") from exc
     return GpuRules.from_dict(tomllib.loads(text))
+
+
+def conv_constants_chosen(
+    *,
+    kernel: tuple[int, int],
+    groups: int,
+    cin: int,
+    cout: int,
+    gpu_family: str = "default",
+    rules: GpuRules | None = None,
+) -> bool:
+    """Whether the delegate runs this convolution with its weights in constant memory
+    (ConvConstants, Adreno's choice for small filters): ungrouped, at most ``max_dst_slices``
+    output slices and weights, laid out in slices of 4, within ``max_weight_bytes`` (fp16)."""
+    limits = (rules or load_gpu_rules()).conv_constants.get(gpu_family)
+    if limits is None or groups != 1:
+        return False
+    max_bytes, max_slices = limits
+    src_slices, dst_slices = math.ceil(cin / 4), math.ceil(cout / 4)
+    # the delegate lays out either cout x input slices or cin x output slices, by which pads less
+    dot = cout % 4 != 0 and (cin % 4 == 0 or cout * src_slices < cin * dst_slices)
+    aligned = cout * src_slices * 4 if dot else cin * dst_slices * 4
+    weight_bytes = aligned * kernel[0] * kernel[1] * 2
+    return weight_bytes <= max_bytes and dst_slices <= max_slices
 
 
 def winograd_chosen(

@@ -3,7 +3,8 @@
 ``evaluate_families`` retrains the whole pipeline (kernel models, intervals, whole-model term)
 on the other families for each fold and predicts the held-out models from their kernel shapes;
 op-level errors are also reported for op shapes that never occur in the fold's training rows.
-``evaluate_on_models`` checks an already-trained predictor on whole models with a .tflite file.
+``evaluate_predictor_on_rows`` checks an already-trained predictor on stored models from their
+kernel lists, ``evaluate_on_models`` on whole models with a .tflite file.
 """
 
 from __future__ import annotations
@@ -103,7 +104,9 @@ def evaluate_families(
         for j in test_idx:
             mp = parts[j]
             raw = pred.predict_shapes(mp.shapes)
-            total = pred.total_from_parts(raw, mp.unlisted_ops, mp.unlisted_mb)
+            total = pred.total_from_parts(
+                raw, mp.unlisted_ops, mp.unlisted_mb, [s.kind for s in mp.shapes]
+            )
             lo, hi = pred.whole.log_interval
             results.append(
                 ModelResult(
@@ -142,6 +145,63 @@ def evaluate_families(
         ),
         families=fam_folds,
     )  # fmt: skip
+
+
+def evaluate_predictor_on_rows(predictor: Predictor, data: UscData, label: str = "") -> EvalReport:
+    """A trained predictor on models it may never have seen, from their kernel lists.
+
+    ``data`` holds per-kernel rows (shapes and the kernel names with node ids) and whole-model
+    GPU latencies, as imported with ``tflat db import --format usc``; each model is predicted
+    from its kernel shapes and unlisted ops exactly as in :func:`evaluate_families`, but with
+    ``predictor`` as it is (no retraining).
+    """
+    device = predictor.device
+    ops = [r for r in data.ops if r.device in (device, "")] or list(data.ops)
+    rows = [m for m in data.models if m.config == GPU_CONFIG] or list(data.models)
+    parts = [
+        p
+        for p in model_parts(ops, rows, predictor.gpu_family, predictor.rules)
+        if p.measured_ms and p.shapes
+    ]
+    measured_ops: dict[str, list[float]] = {}
+    for r in sorted(ops, key=lambda r: (r.model, r.position)):
+        measured_ops.setdefault(r.model, []).append(r.latency_ms)
+    results: list[ModelResult] = []
+    op_m: list[float] = []
+    op_p: list[float] = []
+    op_lo: list[float] = []
+    op_hi: list[float] = []
+    lo, hi = predictor.whole.log_interval
+    for mp in parts:
+        raw = predictor.predict_shapes(mp.shapes)
+        kinds = [s.kind for s in mp.shapes]
+        total = predictor.total_from_parts(raw, mp.unlisted_ops, mp.unlisted_mb, kinds)
+        results.append(
+            ModelResult(mp.model, mp.family, float(mp.measured_ms or 0.0), total,
+                        total * math.exp(lo), total * math.exp(hi))
+        )  # fmt: skip
+        for s, r, m in zip(mp.shapes, raw, measured_ops[mp.model], strict=True):
+            klo, khi = predictor.kernel_log_interval.get(s.kind, (0.0, 0.0))
+            op_m.append(m)
+            op_p.append(float(r))
+            op_lo.append(float(r) * math.exp(klo))
+            op_hi.append(float(r) * math.exp(khi))
+    results.sort(key=lambda r: r.model)
+    return EvalReport(
+        device=device,
+        method=f"trained predictor{f' ({label})' if label else ''} on stored models, "
+        "from their kernel lists",
+        folds=0,
+        models=tuple(results),
+        model_metrics=accuracy(
+            [r.measured_ms for r in results],
+            [r.predicted_ms for r in results],
+            [r.low_ms for r in results],
+            [r.high_ms for r in results],
+        ),
+        op_metrics=accuracy(op_m, op_p, op_lo, op_hi),
+        op_unseen_metrics={"n": 0},
+    )
 
 
 def evaluate_on_models(

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from tflat.gpu.partition import GpuRules, winograd_chosen
+from tflat.gpu.partition import GpuRules, conv_constants_chosen, winograd_chosen
 from tflat.model.ops import Graph, Op
 
 #: Kinds the per-kernel regressors cover (the USC data lists them); other kinds of a real
@@ -53,6 +53,15 @@ FEATURE_NAMES = (
     "log2_intensity",
     "slice_padding_ratio",
     "log2_analytic_ms",
+    "log2_cin_per_group",
+    "log2_tasks",
+    "log2_weight_bytes",
+    "log2_out_bytes",
+    "log2_loop_steps",
+    "grid_util_xy",
+    "grid_util_z",
+    "log2_work_groups",
+    "conv_constants",
 )
 
 BYTES_PER_ELEMENT = 2  # fp16 tensors on the GPU
@@ -78,6 +87,13 @@ class KernelShape:
     linked_binary: int = 0
     winograd: bool = False
     flops: int = 0
+    conv_constants: bool = False
+    #: kernel height x width when not square (a 1x256 audio conv); 0: ``kernel`` squared
+    kernel_taps: int = 0
+
+    @property
+    def taps(self) -> int:
+        return self.kernel_taps or self.kernel * self.kernel
 
     @property
     def slices_in(self) -> int:
@@ -105,10 +121,22 @@ class KernelShape:
         if self.kind in ("conv2d", "grouped_conv2d", "fully_connected"):
             per_group = 4 * math.ceil(self.cin / self.groups / 4) if self.groups > 1 else 0
             cin = per_group if per_group else 4 * self.slices_in
-            return self.kernel * self.kernel * cin * 4 * self.slices_out * BYTES_PER_ELEMENT
+            return self.taps * cin * 4 * self.slices_out * BYTES_PER_ELEMENT
         if self.kind == "depthwise_conv2d":
-            return self.kernel * self.kernel * 4 * self.slices_out * BYTES_PER_ELEMENT
+            return self.taps * 4 * self.slices_out * BYTES_PER_ELEMENT
         return 0
+
+    @property
+    def loop_steps(self) -> int:
+        """Serial steps of one work item: input slices (per group) x kernel taps; a reduction
+        (mean) loops over the pixels, a concatenation over its inputs."""
+        if self.kind == "mean":
+            return self.h_in * self.w_in
+        if self.kind == "concat":
+            return self.n_inputs
+        if self.kind in ("depthwise_conv2d", "pool"):
+            return self.taps
+        return max(1, math.ceil(self.cin / max(self.groups, 1) / 4)) * self.taps
 
     @property
     def bytes_moved(self) -> int:
@@ -124,45 +152,141 @@ def _log2(x: float) -> float:
     return math.log2(max(x, 1e-9) + 1.0)
 
 
+def _vlog2(x: np.ndarray) -> np.ndarray:
+    return np.asarray(np.log2(np.maximum(x, 1e-9) + 1.0))
+
+
+_SHAPE_FIELDS = ("h_in", "w_in", "cin", "h_out", "w_out", "cout", "kernel", "stride", "groups",
+                 "n_inputs", "linked_unary", "linked_binary", "winograd", "flops",
+                 "conv_constants", "kernel_taps")  # fmt: skip
+
+
+class _Columns:
+    """The properties of :class:`KernelShape` for many shapes at once (numpy, same formulas):
+    a few hundred kernels are featurized in well under a millisecond."""
+
+    def __init__(self, shapes: Sequence[KernelShape]) -> None:
+        raw = np.array([[float(getattr(s, f)) for f in _SHAPE_FIELDS] for s in shapes])
+        raw = raw.reshape(len(shapes), len(_SHAPE_FIELDS))
+        c = dict(zip(_SHAPE_FIELDS, raw.T, strict=True))
+        kinds = np.array([s.kind for s in shapes])
+        self.kinds = kinds
+        self.c = c
+        cin, cout, groups, k = c["cin"], c["cout"], np.maximum(c["groups"], 1), c["kernel"]
+        self.slices_in = np.maximum(1, np.ceil(cin / 4))
+        self.slices_out = np.maximum(1, np.ceil(cout / 4))
+        out_pad = 4 * self.slices_out / np.maximum(cout, 1)
+        self.padding_ratio = (4 * self.slices_in / np.maximum(cin, 1)) * out_pad
+        vector_like = np.isin(kinds, ("depthwise_conv2d", "pool", "mean", "concat"))
+        f = np.where(vector_like, c["flops"] * out_pad, c["flops"] * self.padding_ratio)
+        self.flops_eff = np.where(c["winograd"] > 0, f / 4.0, f)
+        dense = np.isin(kinds, ("conv2d", "grouped_conv2d", "fully_connected"))
+        per_group = np.where(c["groups"] > 1, 4 * np.ceil(cin / groups / 4), 0)
+        w_cin = np.where(per_group > 0, per_group, 4 * self.slices_in)
+        taps = np.where(c["kernel_taps"] > 0, c["kernel_taps"], k * k)
+        w_dense = taps * w_cin * 4 * self.slices_out * BYTES_PER_ELEMENT
+        w_dw = taps * 4 * self.slices_out * BYTES_PER_ELEMENT
+        self.weight_bytes = np.where(dense, w_dense, np.where(kinds == "depthwise_conv2d", w_dw, 0))
+        self.out_bytes = c["h_out"] * c["w_out"] * 4 * self.slices_out * BYTES_PER_ELEMENT
+        act_in = c["h_in"] * c["w_in"] * 4 * self.slices_in * BYTES_PER_ELEMENT
+        act_in = np.where(kinds == "concat", self.out_bytes, act_in)
+        extra = c["linked_binary"] * self.out_bytes
+        self.bytes_moved = act_in + self.out_bytes + self.weight_bytes + extra
+        loop = np.maximum(1, np.ceil(cin / groups / 4)) * taps
+        loop = np.where(np.isin(kinds, ("depthwise_conv2d", "pool")), taps, loop)
+        loop = np.where(kinds == "concat", c["n_inputs"], loop)
+        self.loop_steps = np.where(kinds == "mean", c["h_in"] * c["w_in"], loop)
+        # Grid quantization: the delegate's kernels cover the output in blocks of work items
+        # (typically 8x4 pixels by 4 slices per work group); odd sizes (27x27, 13x13, 7x7)
+        # leave part of the last groups idle.
+        gx, gy, gz = np.ceil(c["w_out"] / 8), np.ceil(c["h_out"] / 4), np.ceil(self.slices_out / 4)
+        self.util_xy = c["w_out"] * c["h_out"] / np.maximum(gx * 8 * gy * 4, 1)
+        self.util_z = self.slices_out / np.maximum(gz * 4, 1)
+        self.work_groups = gx * gy * gz
+
+
+#: Columns of the analytic term; its coefficients are what each costs.
+ANALYTIC_COLUMNS = (
+    "launch_ms",
+    "ms_per_gflop_executed",
+    "ms_per_mb_moved",
+    "ms_per_k_serial_steps",
+)
+
+
 def analytic_inputs(shapes: Sequence[KernelShape]) -> np.ndarray:
-    """Columns [1, GFLOP executed, MB moved] of the analytic (roofline-like) term."""
-    out = np.ones((len(shapes), 3))
-    for i, s in enumerate(shapes):
-        out[i, 1] = s.flops_eff / 1e9
-        out[i, 2] = s.bytes_moved / 1e6
+    """Columns of the analytic (roofline-like) term, as in :data:`ANALYTIC_COLUMNS`:
+    [1, GFLOP executed, MB moved, thousands of serial loop steps of a convolution].
+
+    The last is the critical path of one work item (input slices per group x taps): a
+    convolution with few outputs (3x3, 128 -> 32 channels on 7x7) cannot fill the GPU, and its
+    time follows that loop rather than its FLOPs. Only convolutions get it: for a mean or a
+    concatenation the loop is memory traffic, already in the MB column."""
+    return _analytic_inputs(_Columns(shapes))
+
+
+def _analytic_inputs(cols: _Columns) -> np.ndarray:
+    out = np.ones((len(cols.kinds), len(ANALYTIC_COLUMNS)))
+    out[:, 1] = cols.flops_eff / 1e9
+    out[:, 2] = cols.bytes_moved / 1e6
+    conv = np.isin(cols.kinds, ("conv2d", "grouped_conv2d"))
+    out[:, 3] = np.where(conv, cols.loop_steps / 1e3, 0.0)
     return out
+
+
+def analytic_ms(coefs: Mapping[str, np.ndarray], shapes: Sequence[KernelShape]) -> np.ndarray:
+    """The analytic term of each shape with its kind's coefficients (unknown kinds: the first
+    kind's), floored at 0.1 us."""
+    if not shapes:
+        return np.zeros(0)
+    fallback = next(iter(coefs.values()))
+    coef = np.zeros((len(shapes), len(ANALYTIC_COLUMNS)))
+    for i, s in enumerate(shapes):
+        c = np.asarray(coefs.get(s.kind, fallback), dtype=float)
+        coef[i, : c.size] = c  # an older bundle has fewer columns: the rest cost nothing
+    return np.maximum(np.einsum("ij,ij->i", analytic_inputs(shapes), coef), 1e-4)
 
 
 def feature_matrix(
     shapes: Sequence[KernelShape], kinds: Sequence[str], analytic_ms: np.ndarray
 ) -> np.ndarray:
     """The regressors' input, columns as in :data:`FEATURE_NAMES`."""
+    cols = _Columns(shapes)
     code = {k: i for i, k in enumerate(kinds)}
-    x = np.zeros((len(shapes), len(FEATURE_NAMES)))
-    for i, s in enumerate(shapes):
-        bytes_moved = s.bytes_moved
-        x[i] = (
-            code.get(s.kind, -1),
-            _log2(s.h_in * s.w_in),
-            _log2(s.h_out * s.w_out),
-            _log2(s.cin),
-            _log2(s.cout),
-            _log2(s.slices_in),
-            _log2(s.slices_out),
-            s.kernel,
-            s.stride,
-            _log2(s.groups),
-            float(s.winograd),
-            s.n_inputs,
-            s.linked_unary,
-            s.linked_binary,
-            _log2(s.flops_eff),
-            _log2(bytes_moved),
-            _log2(s.flops_eff / max(bytes_moved, 1)),
-            s.padding_ratio,
-            math.log2(max(float(analytic_ms[i]), 1e-6)),
-        )
-    return x
+    c = cols.c
+    x = np.column_stack(
+        [
+            np.array([code.get(str(k), -1) for k in cols.kinds], dtype=float),
+            _vlog2(c["h_in"] * c["w_in"]),
+            _vlog2(c["h_out"] * c["w_out"]),
+            _vlog2(c["cin"]),
+            _vlog2(c["cout"]),
+            _vlog2(cols.slices_in),
+            _vlog2(cols.slices_out),
+            c["kernel"],
+            c["stride"],
+            _vlog2(c["groups"]),
+            c["winograd"],
+            c["n_inputs"],
+            c["linked_unary"],
+            c["linked_binary"],
+            _vlog2(cols.flops_eff),
+            _vlog2(cols.bytes_moved),
+            _vlog2(cols.flops_eff / np.maximum(cols.bytes_moved, 1)),
+            cols.padding_ratio,
+            np.log2(np.maximum(np.asarray(analytic_ms, dtype=float), 1e-6)),
+            _vlog2(c["cin"] / np.maximum(c["groups"], 1)),
+            _vlog2(c["h_out"] * c["w_out"] * cols.slices_out),
+            _vlog2(cols.weight_bytes),
+            _vlog2(cols.out_bytes),
+            _vlog2(cols.loop_steps),
+            cols.util_xy,
+            cols.util_z,
+            _vlog2(cols.work_groups),
+            c["conv_constants"],
+        ]
+    )
+    return x.reshape(len(shapes), len(FEATURE_NAMES))
 
 
 # ---------------------------------------------------------------- from USC per-op rows
@@ -230,6 +354,9 @@ def shape_from_usc(
         gpu_family=gpu_family,
         rules=rules,
     )
+    constants = kind == "conv2d" and conv_constants_chosen(
+        kernel=(k, k), groups=groups, cin=cin, cout=cout, gpu_family=gpu_family, rules=rules
+    )
     return KernelShape(
         kind=kind,
         h_in=h_in,
@@ -246,6 +373,7 @@ def shape_from_usc(
         linked_binary=binary,
         winograd=wino,
         flops=f.get("FLOPS", 0),
+        conv_constants=constants,
     )
 
 
@@ -263,9 +391,21 @@ def _nhwc(shape: tuple[int, ...]) -> tuple[int, int, int]:
     return 1, 1, dims[0] if dims else 1
 
 
-def shape_from_kernel(graph: Graph, op_indices: Sequence[int], kind: str, name: str) -> KernelShape:
-    """The :class:`KernelShape` of a kernel of ``graph`` (main op first in ``op_indices``)."""
-    by_index = {op.index: op for op in graph.ops}
+def ops_by_index(graph: Graph) -> dict[int, Op]:
+    return {op.index: op for op in graph.ops}
+
+
+def shape_from_kernel(
+    graph: Graph,
+    op_indices: Sequence[int],
+    kind: str,
+    name: str,
+    by_index: Mapping[int, Op] | None = None,
+    gpu_family: str = "default",
+) -> KernelShape:
+    """The :class:`KernelShape` of a kernel of ``graph`` (main op first in ``op_indices``);
+    pass ``by_index`` (:func:`ops_by_index`) when calling it for many kernels."""
+    by_index = by_index if by_index is not None else ops_by_index(graph)
     main: Op = by_index[op_indices[0]]
     fused = [by_index[i] for i in op_indices[1:] if i in by_index]
     linked = [op for op in fused if op.type not in ("PAD", "PADV2", "MIRROR_PAD")]
@@ -294,6 +434,7 @@ def shape_from_kernel(graph: Graph, op_indices: Sequence[int], kind: str, name: 
         w_out=w_out,
         cout=cout,
         kernel=max(kh, kw) if kind != "mean" else kh,
+        kernel_taps=kh * kw if kind not in ("mean", "concat") and kh != kw else 0,
         stride=sh,
         groups=main.groups,
         n_inputs=n_inputs,
@@ -301,12 +442,18 @@ def shape_from_kernel(graph: Graph, op_indices: Sequence[int], kind: str, name: 
         linked_binary=binary,
         winograd="winograd" in name,
         flops=flops,
+        conv_constants=kind == "conv2d"
+        and "winograd" not in name
+        and conv_constants_chosen(
+            kernel=(kh, kw), groups=main.groups, cin=cin, cout=cout, gpu_family=gpu_family
+        ),
     )
 
 
-def output_bytes(graph: Graph, main_index: int) -> int:
+def output_bytes(graph: Graph, main_index: int, by_index: Mapping[int, Op] | None = None) -> int:
     """fp16 bytes a kernel writes (for kernels the op-level data never lists)."""
-    op = next((o for o in graph.ops if o.index == main_index), None)
+    by_index = by_index if by_index is not None else ops_by_index(graph)
+    op = by_index.get(main_index)
     if op is None or not op.outputs:
         return 0
     h, w, c = _nhwc(op.outputs[0].shape)

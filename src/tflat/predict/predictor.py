@@ -21,20 +21,23 @@ import numpy as np
 from tflat.errors import PredictorError
 from tflat.gpu.kernel import Kernel
 from tflat.predict.features import (
+    FEATURE_NAMES,
     LISTED_KINDS,
     PROXY_KIND,
     KernelShape,
-    analytic_inputs,
+    analytic_ms,
     feature_matrix,
+    ops_by_index,
     output_bytes,
     shape_from_kernel,
 )
 from tflat.predict.trees import TreeEnsemble
+from tflat.predict.whole import WholeModelTerm, model_features
 
 log = logging.getLogger(__name__)
 
 BUNDLE_FORMAT = "tflat-predictor"
-BUNDLE_FORMAT_VERSION = 1
+BUNDLE_FORMAT_VERSION = 2
 DEFAULT_KERNEL_LOG_INTERVAL = (math.log(0.6), math.log(1.6))
 
 
@@ -74,31 +77,6 @@ class DeviceCard:
     provenance: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class WholeModelTerm:
-    """total = scale * sum(listed kernels) + per_kernel * n_listed
-    + unlisted_per_kernel * n_unlisted + unlisted_per_mb * MB written by unlisted + overhead."""
-
-    listed_scale: float
-    listed_ms_per_kernel: float
-    unlisted_ms_per_kernel: float
-    unlisted_ms_per_mb: float
-    overhead_ms: float
-    log_interval: tuple[float, float]
-
-    @property
-    def coefficients(self) -> np.ndarray:
-        return np.array(
-            [
-                self.listed_scale,
-                self.listed_ms_per_kernel,
-                self.unlisted_ms_per_kernel,
-                self.unlisted_ms_per_mb,
-                self.overhead_ms,
-            ]
-        )
-
-
 class Predictor:
     """Predictions of one device from a bundle dict (as saved by :func:`fit_device`)."""
 
@@ -128,43 +106,39 @@ class Predictor:
                 k: np.asarray(v, dtype=float) for k, v in bundle["analytic"].items()
             }
             self.trees = TreeEnsemble.from_dict(bundle["trees"])
+            names = tuple(bundle.get("features", FEATURE_NAMES))
+            # New features are appended, so an older bundle's trees read the columns they know.
+            if names != FEATURE_NAMES[: len(names)]:
+                raise PredictorError(
+                    "predictor bundle was trained on other kernel features; retrain it"
+                )
             self.kernel_log_interval: dict[str, tuple[float, float]] = {
                 k: (float(v[0]), float(v[1]))
                 for k, v in bundle["kernel_interval"]["log_ratio"].items()
             }
             self.interval = float(bundle["kernel_interval"].get("level", 0.8))
-            wm = bundle["whole_model"]
-            self.whole = WholeModelTerm(
-                listed_scale=float(wm["listed_scale"]),
-                listed_ms_per_kernel=float(wm["listed_ms_per_kernel"]),
-                unlisted_ms_per_kernel=float(wm["unlisted_ms_per_kernel"]),
-                unlisted_ms_per_mb=float(wm["unlisted_ms_per_mb"]),
-                overhead_ms=float(wm["overhead_ms"]),
-                log_interval=(float(wm["log_interval"][0]), float(wm["log_interval"][1])),
-            )
+            self.whole = WholeModelTerm.from_bundle(bundle["whole_model"])
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise PredictorError(f"predictor bundle is malformed: {exc!r}") from exc
         self.bundle = bundle
+        launches = [float(c[0]) for c in self.analytic.values() if len(c)]
+        self.min_launch_ms = max(min(launches), 0.0) if launches else 0.0
 
     # ------------------------------------------------------------ kernels
     def predict_shapes(self, shapes: Sequence[KernelShape]) -> np.ndarray:
         """Raw per-kernel latency (ms) as measured alone, before the whole-model term."""
         if not shapes:
             return np.zeros(0)
-        shapes = [_proxy(s, self.kinds) for s in shapes]
+        shapes = [proxy_shape(s, self.kinds) for s in shapes]
         analytic = self.analytic_ms(shapes)
         x = feature_matrix(shapes, self.kinds, analytic)
         return analytic * np.exp(self.trees.predict(x))
 
     def analytic_ms(self, shapes: Sequence[KernelShape]) -> np.ndarray:
-        cols = analytic_inputs(shapes)
-        out = np.empty(len(shapes))
-        for i, s in enumerate(shapes):
-            coef = self.analytic.get(s.kind)
-            if coef is None:
+        for s in shapes:
+            if s.kind not in self.analytic:
                 raise PredictorError(f"{self.device}: no model for kernel kind {s.kind}")
-            out[i] = max(float(cols[i] @ coef), 1e-4)
-        return out
+        return analytic_ms(self.analytic, shapes)
 
     def covers(self, kind: str) -> bool:
         return kind in self.kinds or kind in PROXY_KIND or kind in LISTED_KINDS
@@ -176,7 +150,11 @@ class Predictor:
 
         kernels = partition(graph, rules=self.rules, gpu_family=self.gpu_family)
         listed = [k for k in kernels if k.kind != "free" and self.covers(k.kind)]
-        shapes = [shape_from_kernel(graph, k.op_indices, k.kind, k.name) for k in listed]
+        by_index = ops_by_index(graph)
+        shapes = [
+            shape_from_kernel(graph, k.op_indices, k.kind, k.name, by_index, self.gpu_family)
+            for k in listed
+        ]
         raw = dict(zip((k.index for k in listed), self.predict_shapes(shapes), strict=True))
         wm = self.whole
         times: list[KernelTime] = []
@@ -187,12 +165,14 @@ class Predictor:
                 lo, hi = self.kernel_log_interval.get(
                     PROXY_KIND.get(k.kind, k.kind), DEFAULT_KERNEL_LOG_INTERVAL
                 )
-                base = raw[k.index]
-                ms = wm.listed_scale * base + wm.listed_ms_per_kernel
+                ms = wm.listed_kernel_ms(PROXY_KIND.get(k.kind, k.kind), raw[k.index])
                 times.append(KernelTime(ms, ms * math.exp(lo), ms * math.exp(hi)))
             else:
-                mb = output_bytes(graph, k.main_op) / 1e6
-                ms = wm.unlisted_ms_per_kernel + wm.unlisted_ms_per_mb * mb
+                # A kernel the op-level data never lists costs what the whole-model term says,
+                # but never less than the cheapest kernel launch: the fit may give its count
+                # no weight (the per-inference overhead absorbs it), a launch is never free.
+                mb = output_bytes(graph, k.main_op, by_index) / 1e6
+                ms = max(wm.unlisted_kernel_ms(mb), self.min_launch_ms)
                 lo, hi = DEFAULT_KERNEL_LOG_INTERVAL
                 times.append(KernelTime(ms, ms * math.exp(lo), ms * math.exp(hi)))
         total = sum(t.latency_ms for t in times) + wm.overhead_ms
@@ -209,20 +189,20 @@ class Predictor:
         )
 
     def total_from_parts(
-        self, listed_raw_ms: Sequence[float] | np.ndarray, unlisted_count: int, unlisted_mb: float
+        self,
+        listed_raw_ms: Sequence[float] | np.ndarray,
+        unlisted_count: int,
+        unlisted_mb: float,
+        kinds: Sequence[str] | None = None,
     ) -> float:
-        """The whole-model estimate from raw listed-kernel times and the unlisted kernels."""
-        wm = self.whole
-        return float(
-            wm.listed_scale * float(np.sum(listed_raw_ms))
-            + wm.listed_ms_per_kernel * len(listed_raw_ms)
-            + wm.unlisted_ms_per_kernel * unlisted_count
-            + wm.unlisted_ms_per_mb * unlisted_mb
-            + wm.overhead_ms
-        )
+        """The whole-model estimate from raw listed-kernel times (of ``kinds``; all "main"
+        kernels when not given) and the unlisted kernels."""
+        kinds = list(kinds) if kinds is not None else ["conv2d"] * len(listed_raw_ms)
+        feats = model_features(kinds, listed_raw_ms, unlisted_count, unlisted_mb)
+        return self.whole.total(feats)
 
 
-def _proxy(shape: KernelShape, kinds: Sequence[str]) -> KernelShape:
+def proxy_shape(shape: KernelShape, kinds: Sequence[str]) -> KernelShape:
     """The shape as a kind the predictor has a model for (a kind absent from training is priced
     as the closest one it has: a plain convolution, else the first kind)."""
     if shape.kind in kinds:

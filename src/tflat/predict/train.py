@@ -4,23 +4,24 @@
 own benchmarks (host-cpu calibration) given as the same row types. Steps, each fitted only on
 the rows it is given:
 
-1. analytic term per kernel kind: non-negative ``launch + ms/GFLOP * GFLOP + ms/MB * MB``,
-   fitted on relative error (so small kernels count as much as big ones);
+1. analytic term per kernel kind: non-negative ``launch + ms/GFLOP * GFLOP + ms/MB * MB
+   + ms/kstep * serial steps`` (:data:`~tflat.predict.features.ANALYTIC_COLUMNS`), fitted on
+   relative error (so small kernels count as much as big ones);
 2. one boosted-tree model on ``log(measured / analytic)`` over all kinds (kind is a feature),
    so the trees correct the analytic term but never replace it: outside the data the
    correction is bounded and the analytic term extrapolates;
 3. out-of-fold predictions over architecture families give calibrated kernel intervals
    (residual quantiles in log space, per kind) and honest kernel sums for step 4;
-4. whole-model term: non-negative least squares of measured whole-model latency on
-   (out-of-fold kernel sum, number of kernels, number of unlisted ops, MB those ops write, 1),
-   on relative error; its family-held-out residuals give the interval of a total.
+4. whole-model term (:mod:`tflat.predict.whole`): non-negative least squares of measured
+   whole-model latency on out-of-fold kernel sums and counts (by kernel group), unlisted ops,
+   the MB they write and 1, on relative error; the design is chosen by leave-one-family-out
+   error on these rows, whose residuals also give the interval of a total.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import logging
-import math
 import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -33,14 +34,17 @@ from tflat.datasets.usc import UscModelRow, UscOpRow
 from tflat.errors import PredictorError
 from tflat.gpu.partition import load_gpu_rules
 from tflat.predict.features import (
+    ANALYTIC_COLUMNS,
     FEATURE_NAMES,
     KernelShape,
     analytic_inputs,
+    analytic_ms,
     feature_matrix,
     shape_from_usc,
 )
-from tflat.predict.predictor import BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, Predictor
+from tflat.predict.predictor import BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, Predictor, proxy_shape
 from tflat.predict.trees import fit_gbdt
+from tflat.predict.whole import fit_whole_model, model_features, nnls_relative
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +59,10 @@ GBDT_PARAMS: dict[str, Any] = {
     "lambda_l2": 1.0,
 }
 INTERVAL = 0.8
-WHOLE_MODEL_FEATURES = (
-    "listed_kernel_sum_ms",
-    "listed_kernels",
-    "unlisted_ops",
-    "unlisted_mb",
-    "one",
-)
+#: Kinds whose analytic term is fitted together with a richer kind: grouped convolutions come
+#: from few families whose FLOPs hardly vary (ResNeXt), too little to separate launch cost
+#: from throughput; the dense convolution's rows pin both down, the trees correct the rest.
+ANALYTIC_SHARED: dict[str, str] = {"grouped_conv2d": "conv2d"}
 
 
 @dataclass(frozen=True)
@@ -142,29 +143,49 @@ def model_parts(
     return out
 
 
-def _nnls_relative(a: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Non-negative least squares on relative error: min sum(((a @ c) - y) / y)^2."""
-    from scipy.optimize import nnls
-
-    w = 1.0 / np.maximum(y, 1e-6)
-    coef, _ = nnls(a * w[:, None], y * w)
-    return np.asarray(coef, dtype=float)
+_nnls_relative = nnls_relative
 
 
-def _group_folds(groups: Sequence[str], n_folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Folds with whole families, balanced by row count (deterministic)."""
+def parts_features(mp: ModelParts, raw_ms: Sequence[float] | np.ndarray) -> dict[str, float]:
+    """The whole-model term's inputs of one model from its listed kernels' raw times."""
+    return model_features([s.kind for s in mp.shapes], raw_ms, mp.unlisted_ops, mp.unlisted_mb)
+
+
+def _group_folds(
+    groups: Sequence[str], n_folds: int, tags: Sequence[str] | None = None
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Folds with whole families, balanced by row count (deterministic).
+
+    With ``tags`` (one per row, e.g. the kernel kind), a family holding a rare tag (one that
+    at most ``n_folds`` families have) is put in a fold without that tag when there is one:
+    otherwise every family with grouped convolutions (RegNet, ResNeXt) may land in one fold,
+    and that fold's model has never seen the kind it must predict.
+    """
     g = np.asarray(groups)
     counts: dict[str, int] = defaultdict(int)
     for x in g:
         counts[str(x)] += 1
-    order = sorted(counts, key=lambda k: (-counts[k], k))
-    k = max(2, min(n_folds, len(order)))
+    fam_tags: dict[str, set[str]] = defaultdict(set)
+    if tags is not None:
+        for x, t in zip(g, tags, strict=True):
+            fam_tags[str(x)].add(str(t))
+    k = max(2, min(n_folds, len(counts)))
+    tag_families: dict[str, int] = defaultdict(int)
+    for ts in fam_tags.values():
+        for t in ts:
+            tag_families[t] += 1
+    rare = {t for t, n in tag_families.items() if 1 < n <= k}
+    order = sorted(counts, key=lambda f: (-len(fam_tags[f] & rare), -counts[f], f))
     load = [0] * k
+    fold_tags: list[set[str]] = [set() for _ in range(k)]
     fold_of: dict[str, int] = {}
     for fam in order:
-        i = int(np.argmin(load))
+        mine = fam_tags[fam] & rare
+        free = [i for i in range(k) if not (fold_tags[i] & mine)] or list(range(k))
+        i = min(free, key=lambda j: (load[j], j))
         fold_of[fam] = i
         load[i] += counts[fam]
+        fold_tags[i] |= mine
     folds = np.array([fold_of[str(x)] for x in g])
     return [(np.where(folds != i)[0], np.where(folds == i)[0]) for i in range(k)]
 
@@ -176,17 +197,15 @@ class _KernelModel:
     trees: Any
 
     def predict(self, shapes: Sequence[KernelShape]) -> np.ndarray:
+        # a kind absent from these training rows is priced as its proxy, as Predictor does
+        shapes = [proxy_shape(s, self.kinds) for s in shapes]
         analytic = _analytic(self.analytic, shapes)
         x = feature_matrix(shapes, self.kinds, analytic)
         return np.asarray(analytic * np.exp(self.trees.predict(x)))
 
 
 def _analytic(coefs: Mapping[str, np.ndarray], shapes: Sequence[KernelShape]) -> np.ndarray:
-    cols = analytic_inputs(shapes)
-    fallback = next(iter(coefs.values()))
-    return np.array(
-        [max(float(cols[i] @ coefs.get(s.kind, fallback)), 1e-4) for i, s in enumerate(shapes)]
-    )
+    return analytic_ms(coefs, shapes)
 
 
 def _fit_kernels(
@@ -198,6 +217,9 @@ def _fit_kernels(
     kind_arr = np.array([s.kind for s in shapes])
     for kind in kinds:
         sel = kind_arr == kind
+        shared = ANALYTIC_SHARED.get(kind)
+        if shared is not None and (kind_arr == shared).sum() >= 20:
+            sel = sel | (kind_arr == shared)
         coef = _nnls_relative(cols[sel], y_ms[sel])
         if coef[0] <= 0:
             coef[0] = float(np.quantile(y_ms[sel], 0.05)) * 0.5
@@ -247,7 +269,8 @@ def fit_device(
     oof = np.full(len(y), np.nan)
     n_families = len(set(row_family))
     if n_families >= 2:
-        for train_idx, test_idx in _group_folds(row_family, n_folds):
+        row_kind = [s.kind for s in shapes]
+        for train_idx, test_idx in _group_folds(row_family, n_folds, row_kind):
             km = _fit_kernels([shapes[i] for i in train_idx], y[train_idx], p)
             oof[test_idx] = km.predict([shapes[i] for i in test_idx])
     final = _fit_kernels(shapes, y, p)
@@ -263,12 +286,21 @@ def fit_device(
         r = r if r.size >= 10 else log_res
         kernel_interval[kind] = [float(np.quantile(r, lo_q)), float(np.quantile(r, hi_q))]
 
-    # Whole-model term on out-of-fold kernel sums.
-    sums: dict[str, float] = defaultdict(float)
+    # Whole-model term on out-of-fold kernel times.
+    oof_by_model: dict[str, list[float]] = defaultdict(list)
     for m, v in zip(row_model, oof, strict=True):
-        sums[m] += float(v)
+        oof_by_model[m].append(float(v))
     fit_parts = [mp for mp in parts if mp.measured_ms and mp.shapes]
-    whole = _fit_whole_model(fit_parts, sums)
+    y_by_model: dict[str, list[float]] = defaultdict(list)
+    for m, v in zip(row_model, y, strict=True):
+        y_by_model[m].append(float(v))
+    whole = fit_whole_model(
+        [parts_features(mp, oof_by_model[mp.model]) for mp in fit_parts],
+        [float(mp.measured_ms or 0.0) for mp in fit_parts],
+        [mp.family for mp in fit_parts],
+        INTERVAL,
+        measured_features=[parts_features(mp, y_by_model[mp.model]) for mp in fit_parts],
+    )
 
     kernel_mape = float(np.mean(np.abs(oof - y) / y) * 100)
     bundle: dict[str, Any] = {
@@ -283,7 +315,7 @@ def fit_device(
         "features": list(FEATURE_NAMES),
         "kinds": list(final.kinds),
         "analytic": {
-            "columns": ["launch_ms", "ms_per_gflop_executed", "ms_per_mb_moved"],
+            "columns": list(ANALYTIC_COLUMNS),
             **{k: [float(c) for c in v] for k, v in final.analytic.items()},
         },
         "trees": final.trees.to_dict(),
@@ -294,55 +326,9 @@ def fit_device(
         "metrics": {"kernel_oof_mape_pct": kernel_mape, **whole.pop("_metrics", {})},
     }
     bundle["analytic"].pop("columns")
-    bundle["analytic_columns"] = ["launch_ms", "ms_per_gflop_executed", "ms_per_mb_moved"]
+    bundle["analytic_columns"] = list(ANALYTIC_COLUMNS)
     Predictor(bundle)  # refuse to return a bundle that does not load
     return bundle
-
-
-def _whole_design(parts: Sequence[ModelParts], sums: Mapping[str, float]) -> np.ndarray:
-    return np.array(
-        [[sums[mp.model], len(mp.shapes), mp.unlisted_ops, mp.unlisted_mb, 1.0] for mp in parts]
-    )
-
-
-def _fit_whole_model(parts: Sequence[ModelParts], sums: Mapping[str, float]) -> dict[str, Any]:
-    if not parts:
-        return {
-            "listed_scale": 1.0,
-            "listed_ms_per_kernel": 0.0,
-            "unlisted_ms_per_kernel": 0.0,
-            "unlisted_ms_per_mb": 0.0,
-            "overhead_ms": 0.0,
-            "log_interval": [math.log(0.8), math.log(1.25)],
-            "features": list(WHOLE_MODEL_FEATURES),
-        }
-    a = _whole_design(parts, sums)
-    y = np.array([float(mp.measured_ms or 0.0) for mp in parts])
-    coef = _nnls_relative(a, y)
-    # Family-held-out residuals of the whole-model fit give the interval of a total.
-    fams = [mp.family for mp in parts]
-    res = np.full(len(y), np.nan)
-    if len(set(fams)) >= 3:
-        for train_idx, test_idx in _group_folds(fams, len(set(fams))):
-            c = _nnls_relative(a[train_idx], y[train_idx])
-            res[test_idx] = np.log(y[test_idx] / np.maximum(a[test_idx] @ c, 1e-6))
-    else:
-        res = np.log(y / np.maximum(a @ coef, 1e-6))
-    lo_q, hi_q = (1 - INTERVAL) / 2, 1 - (1 - INTERVAL) / 2
-    return {
-        "listed_scale": float(coef[0]),
-        "listed_ms_per_kernel": float(coef[1]),
-        "unlisted_ms_per_kernel": float(coef[2]),
-        "unlisted_ms_per_mb": float(coef[3]),
-        "overhead_ms": float(coef[4]),
-        "log_interval": [float(np.quantile(res, lo_q)), float(np.quantile(res, hi_q))],
-        "features": list(WHOLE_MODEL_FEATURES),
-        "defined_on": (
-            "listed kernels = kernels of the per-kernel kinds; unlisted = other non-free "
-            "kernels (USC: node ids no kernel name mentions), MB = fp16 bytes they write"
-        ),
-        "_metrics": {"model_oof_mape_pct": float(np.mean(np.abs(np.expm1(-res))) * 100)},
-    }
 
 
 def _version() -> str:
