@@ -324,3 +324,18 @@ def test_neighbours_keep_structure() -> None:
         assert (p["kernel_h"], p["stride"], p["groups"]) == (3, 2, 4)
         assert p["input_h"] == p["input_w"] and 40 <= p["input_h"] <= 75
         assert p["cin"] % 4 == 0 and p["cout"] % 4 == 0
+
+
+def test_oversized_weights_are_refused_unless_the_plan_allows_them(tmp_path: Path) -> None:
+    vgg_fc = "[[specs]]\nkind = 'FULLY_CONNECTED'\ncin = 25088\ncout = 4096\n"
+    small = "[[specs]]\nkind = 'FULLY_CONNECTED'\ncin = 64\ncout = 10\n"
+    (tmp_path / "default.toml").write_text(vgg_fc + small)
+    (tmp_path / "roomy.toml").write_text("max_weight_mb = 500\n" + vgg_fc + small)
+    refused = load_plan(tmp_path / "default.toml").expand()
+    assert [s.params["cin"] for s in refused.specs] == [64]
+    assert len(refused.invalid) == 1 and "411 MB of weights" in refused.invalid[0].reason
+    allowed = load_plan(tmp_path / "roomy.toml").expand()
+    assert sorted(s.params["cin"] for s in allowed.specs) == [64, 25088]
+    (tmp_path / "bad.toml").write_text("max_weight_mb = -1\n" + small)
+    with pytest.raises(SpecError, match="max_weight_mb"):
+        load_plan(tmp_path / "bad.toml")

@@ -138,6 +138,20 @@ class OpSpec:
         shape = "x".join(str(p[k]) for k in ("input_h", "input_w", "cin") if k in p)
         return f"{self.kind}[{self.spec_hash}]{' ' + shape if shape else ''}"
 
+    @property
+    def weight_count(self) -> int:
+        """Number of constant weight elements the model will hold (biases left out)."""
+        p = self.params
+        if self.kind == "CONV_2D":
+            return int(p["kernel_h"] * p["kernel_w"] * (p["cin"] // p["groups"]) * p["cout"])
+        if self.kind == "DEPTHWISE_CONV_2D":
+            return int(p["kernel_h"] * p["kernel_w"] * p["cin"] * p["depth_multiplier"])
+        if self.kind == "TRANSPOSE_CONV":
+            return int(p["kernel_h"] * p["kernel_w"] * p["cin"] * p["cout"])
+        if self.kind == "FULLY_CONNECTED":
+            return int(p["cin"] * p["cout"])
+        return 0
+
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "spec_hash": self.spec_hash, "params": dict(self.params)}
 

@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 _SECTIONS = ("grid", "random", "prior", "specs")
 
 
+DEFAULT_MAX_WEIGHT_MB = 64.0
+
+
 @dataclass(frozen=True)
 class InvalidSpec:
     """A spec a plan asked for that cannot be a valid model, and why."""
@@ -67,6 +70,9 @@ class Plan:
     sections: tuple[tuple[str, Mapping[str, Any]], ...]
     source: str = ""
     base_dir: Path | None = field(default=None, compare=False)
+    #: Specs whose fp32 weights exceed this are refused: a benchmark model should not be
+    #: hundreds of MB (the prior tables hold VGG's 25088x4096 classifier, 411 MB).
+    max_weight_mb: float = DEFAULT_MAX_WEIGHT_MB
 
     def expand(self, *, seed: int | None = None, sample: int | None = None) -> PlanSpecs:
         """All specs of the plan (``seed`` overrides the plan's), or a random ``sample``."""
@@ -78,6 +84,12 @@ class Plan:
             for item in _section(section, dict(body), rng, self.base_dir, where):
                 if isinstance(item, InvalidSpec):
                     invalid.append(item)
+                elif item.weight_count * 4 > self.max_weight_mb * 1e6:
+                    mb = item.weight_count * 4 / 1e6
+                    reason = f"{mb:.0f} MB of weights, over the plan's max_weight_mb"
+                    invalid.append(
+                        InvalidSpec(item.kind, item.params, f"{reason} ({self.max_weight_mb:g})")
+                    )
                 else:
                     specs.setdefault(item.spec_hash, item)
         chosen = list(specs.values())
@@ -242,7 +254,7 @@ def plan_from_dict(
     base_dir: Path | None = None,
     default_name: str = "plan",
 ) -> Plan:
-    unknown = sorted(set(data) - {"name", "description", "seed", *_SECTIONS})
+    unknown = sorted(set(data) - {"name", "description", "seed", "max_weight_mb", *_SECTIONS})
     if unknown:
         raise SpecError(f"plan {default_name}: unknown key(s) {', '.join(unknown)}")
     sections: list[tuple[str, Mapping[str, Any]]] = []
@@ -260,7 +272,20 @@ def plan_from_dict(
         sections=tuple(sections),
         source=source,
         base_dir=base_dir,
+        max_weight_mb=_positive_float(
+            data.get("max_weight_mb", DEFAULT_MAX_WEIGHT_MB), default_name
+        ),
     )
+
+
+def _positive_float(value: Any, name: str) -> float:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        out = -1.0
+    if not out > 0:
+        raise SpecError(f"plan {name}: max_weight_mb must be a positive number, not {value!r}")
+    return out
 
 
 def summarize(plan: Plan, expanded: PlanSpecs) -> dict[str, Any]:
