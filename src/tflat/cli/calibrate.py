@@ -1,0 +1,147 @@
+"""``tflat calibrate DEVICE``: a device's predictor in one command, within a time budget."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+class _ProgressLine:
+    """One line to stderr per step, at most every ``every_s`` seconds (and on every message)."""
+
+    def __init__(self, every_s: float = 2.0, quiet: bool = False) -> None:
+        self.every_s = every_s
+        self.quiet = quiet
+        self._last = -math.inf
+
+    def __call__(self, p: Any) -> None:
+        now = time.monotonic()
+        if self.quiet or (not p.message and now - self._last < self.every_s):
+            return
+        self._last = now
+        cv = f"{100 * p.cv_mape:.1f} %" if p.cv_mape is not None else "-"
+        wcv = f"{100 * p.cv_wape:.1f} %" if p.cv_wape is not None else "-"
+        left = max(p.budget_s - p.elapsed_s, 0.0)
+        msg = f"  {p.message}" if p.message else ""
+        click.echo(
+            f"[{p.elapsed_s / 60:5.1f}/{p.budget_s / 60:g} min] {p.phase:<12} "
+            f"measured {p.models_measured} (in db {p.models_in_db}, failed {p.failed})  "
+            f"CV error {cv} (latency-weighted {wcv})  {left:.0f} s left{msg}",
+            err=True,
+        )
+
+
+@click.command("calibrate")
+@click.argument("device")
+@click.option(
+    "--minutes",
+    type=float,
+    default=20.0,
+    show_default=True,
+    help="Time budget for the whole run (measuring, training, saving).",
+)
+@click.option("--db", "db_url", default=None, help="Database URL (default: TFLAT_DB or SQLite).")
+@click.option(
+    "--threads",
+    type=int,
+    default=1,
+    show_default=True,
+    help="host-cpu threads; N > 1 calibrates the device variant host-cpu-tN.",
+)
+@click.option(
+    "--delegate",
+    type=click.Choice(["xnnpack", "cpu", "gpu"]),
+    default=None,
+    help="Delegate to calibrate (default: xnnpack on host-cpu, gpu on a phone).",
+)
+@click.option(
+    "--work-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Where generated models go (default: the user cache folder).",
+)
+@click.option(
+    "--prior-models",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    multiple=True,
+    help="A folder of real .tflite models whose layer shapes to sample.",
+)
+@click.option(
+    "--benchmark-binary",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="android: the benchmark_model binary to push to the phone.",
+)
+@click.option("--max-models", type=int, default=None, help="Stop after measuring this many.")
+@click.option("--no-adaptive", is_flag=True, help="Skip the adaptive rounds.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
+def calibrate_cmd(
+    device: str,
+    minutes: float,
+    db_url: str | None,
+    threads: int,
+    delegate: str | None,
+    work_dir: Path | None,
+    prior_models: tuple[Path, ...],
+    benchmark_binary: Path | None,
+    max_models: int | None,
+    no_adaptive: bool,
+    fmt: str,
+    quiet: bool,
+) -> None:
+    """Calibrate DEVICE (host-cpu or android:<serial>): sample, benchmark, train, save.
+
+    Stops on the time budget with the best predictor so far; run it again to resume where it
+    stopped. `tflat estimate MODEL --device DEVICE --db URL` then uses the predictor.
+    """
+    from tflat.calibrate import calibrate
+    from tflat.errors import TflatError
+
+    if threads < 1:
+        raise TflatError(f"--threads must be at least 1, got {threads}")
+    options: dict[str, Any] = {}
+    if benchmark_binary is not None:
+        options["benchmark_binary"] = benchmark_binary
+    result = calibrate(
+        device,
+        minutes=minutes,
+        db_url=db_url,
+        threads=threads,
+        delegate=delegate,
+        work_dir=work_dir,
+        prior_models=prior_models,
+        adaptive=not no_adaptive,
+        max_models=max_models,
+        runner_options=options,
+        progress=_ProgressLine(quiet=quiet),
+    )
+    if fmt == "json":
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    cv = result.cv
+    lines = [
+        f"device        {result.device_id} ({result.rules} rules, {result.settings['delegate']}, "
+        f"{result.settings['threads']} thread(s))",
+        f"measured      {result.models_measured} models this run, "
+        f"{result.models_in_db} in the database ({result.failed} failed)",
+        f"statistic     minimum of {result.settings['repeats']} timed runs; invoke overhead "
+        f"{result.overhead_ms * 1000:.1f} µs subtracted per single-op model",
+        f"CV error      {100 * cv.mape:.1f} % per op ({100 * cv.mape_above_floor:.1f} % for ops "
+        f"over 10 µs), {100 * cv.wape:.1f} % latency-weighted ({cv.folds}-fold, {cv.rows} ops)",
+        f"phases run    {', '.join(result.phases_done) or '-'}"
+        + (
+            "  (stopped by the time budget: run again to resume)"
+            if result.stopped_by_budget
+            else ""
+        ),
+        f"saved         predictor for {result.device_id} in {result.db_url}",
+        f"next          tflat estimate MODEL --device {result.device_id}"
+        + (f" --db {db_url}" if db_url else ""),
+    ]
+    click.echo("\n".join(lines))

@@ -1,0 +1,305 @@
+"""Calibration end to end on this machine's CPU: tiny plans, real LiteRT, real SQLite."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tflat import read_model
+from tflat.bench import DeviceInfo, Measurement, Runner, RunSettings, RuntimeInfo
+from tflat.calibrate import calibrate, device_and_rules, evaluate_models, load_device_predictor
+from tflat.calibrate.training import ANCHOR_FAMILY, SpeedReference
+from tflat.cli import main
+from tflat.errors import TflatError
+from tflat.predict.cpu_features import BUNDLE_FORMAT, CpuPredictor, fit_whole_term
+from tflat.store import open_store
+
+MODELS = Path(__file__).parent / "models"
+
+TINY_PLAN = """
+name = "tiny"
+seed = 1
+
+[[grid]]
+kind = "CONV_2D"
+input_h = [8, 16]
+input_w = [8, 16]
+cin = [8, 16]
+cout = [8, 16]
+kernel = [1, 3]
+
+[[grid]]
+kind = "DEPTHWISE_CONV_2D"
+input_h = [8, 16, 32]
+input_w = [8, 16]
+cin = [8, 32]
+kernel = [3]
+stride = [1, 2]
+
+[[grid]]
+kind = "ADD"
+input_h = [4, 8, 16, 32]
+input_w = [8]
+cin = [8, 16]
+
+[[grid]]
+kind = "PAD"
+input_h = [8, 16]
+input_w = [8, 16]
+cin = [8]
+pad_bottom = [1, 2]
+pad_right = [1]
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One tiny calibration (about 40 single-op models) shared by the tests below."""
+    root = tmp_path_factory.mktemp("calib")
+    plan = root / "tiny.toml"
+    plan.write_text(TINY_PLAN, encoding="utf-8")
+    url = f"sqlite:///{root / 'tflat.db'}"
+    seen: list[Any] = []
+    result = calibrate(
+        "host-cpu",
+        minutes=1.0,
+        db_url=url,
+        work_dir=root / "work",
+        plans=[("tiny", plan, 1.0)],
+        adaptive=False,
+        repeats=10,
+        warmup=2,
+        progress=seen.append,
+    )
+    return {"root": root, "plan": plan, "url": url, "result": result, "progress": seen}
+
+
+@pytest.mark.slow
+def test_tiny_calibration_trains_and_saves_a_predictor(tiny: dict[str, Any]) -> None:
+    result = tiny["result"]
+    assert result.device_id == "host-cpu"
+    assert result.models_measured >= 40
+    assert result.failed == 0
+    assert 0 < result.overhead_ms < 1.0
+    assert result.cv.rows >= 40 and result.cv.folds == 5
+    assert math.isfinite(result.cv.mape)
+    assert {"CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "PAD"} <= set(result.trained_kinds)
+    store = open_store(tiny["url"])
+    try:
+        bundle = store.load_predictor_bundle("host-cpu")
+        assert [p.device_id for p in store.predictors()] == ["host-cpu"]
+    finally:
+        store.close()
+    assert bundle is not None and bundle["format"] == BUNDLE_FORMAT
+    assert bundle["provenance"]["statistic"] == "minimum of 10 timed runs"
+    json.dumps(bundle)  # plain JSON, no pickle
+
+
+def test_progress_shows_phase_models_and_cv_error(tiny: dict[str, Any]) -> None:
+    seen = tiny["progress"]
+    phases = [p.phase for p in seen]
+    assert phases[-1] == "done" and "tiny" in phases and "training" in phases
+    counts = [p.models_measured for p in seen]
+    assert counts == sorted(counts)
+    assert any(p.cv_mape is not None for p in seen)
+
+
+def test_saved_predictor_estimates_a_real_model(tiny: dict[str, Any]) -> None:
+    predictor = load_device_predictor("host-cpu", tiny["url"])
+    assert isinstance(predictor, CpuPredictor)
+    graph = read_model(MODELS / "face_detection_short_range.tflite")
+    gp = predictor.predict_graph(graph)
+    assert len(gp.kernels) == len(gp.kernel_times)
+    assert gp.total_ms == pytest.approx(sum(t.latency_ms for t in gp.kernel_times) + gp.overhead_ms)
+    assert gp.total_low_ms <= gp.total_ms <= gp.total_high_ms
+    assert gp.total_ms > 0.05  # 21 convolutions cannot be free
+    free = [t for k, t in zip(gp.kernels, gp.kernel_times, strict=True) if k.kind == "free"]
+    assert free and all(t.latency_ms == 0 for t in free)
+    # a bundle read back gives the same numbers
+    again = CpuPredictor.from_bundle(json.loads(json.dumps(predictor.to_bundle())))
+    assert again.predict_graph(graph).total_ms == pytest.approx(gp.total_ms)
+
+
+def test_a_second_run_resumes_and_measures_nothing_twice(tiny: dict[str, Any]) -> None:
+    again = calibrate(
+        "host-cpu",
+        minutes=1.0,
+        db_url=tiny["url"],
+        work_dir=tiny["root"] / "work",
+        plans=[("tiny", tiny["plan"], 1.0)],
+        adaptive=False,
+        repeats=10,
+        warmup=2,
+    )
+    assert again.models_measured == 0
+    assert again.models_in_db == tiny["result"].models_in_db
+
+
+def test_evaluate_models_measures_and_compares(tiny: dict[str, Any]) -> None:
+    report = evaluate_models(
+        "host-cpu",
+        [MODELS / "hand_recrop.tflite", MODELS / "face_detection_short_range.tflite"],
+        tiny["url"],
+        repeats=5,
+        warmup=1,
+        measure_rounds=2,
+    )
+    assert [c.status for c in report.checks] == ["ok", "ok"]
+    assert report.metrics["n"] == 2
+    for c in report.checks:
+        assert len(c.measured_rounds_ms) == 2 and c.measured_ms == min(c.measured_rounds_ms)
+        assert c.error_pct == pytest.approx(100 * (c.estimated_ms / c.measured_ms - 1))
+    assert {"mape_pct", "within_10_pct", "spearman"} <= set(report.metrics)
+    assert len(report.to_eval_report().models) == 2
+
+
+def test_cli_calibrate_resumes_and_prints_a_summary(tiny: dict[str, Any], capsys: Any) -> None:
+    code = main(["calibrate", "host-cpu", "--minutes", "1", "--db", tiny["url"],
+                 "--work-dir", str(tiny["root"] / "work"), "--max-models", "3",
+                 "--no-adaptive", "--format", "json", "--quiet"])  # fmt: skip
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["device"] == "host-cpu" and out["models_measured"] <= 3
+    assert out["models_in_db"] >= tiny["result"].models_in_db
+
+
+def test_cli_rejects_a_device_it_cannot_calibrate(capsys: Any) -> None:
+    assert main(["calibrate", "pixel4", "--minutes", "1"]) == 1
+    assert "cannot calibrate" in capsys.readouterr().err
+
+
+def test_device_variants_and_rules() -> None:
+    assert device_and_rules("host-cpu", 1, None) == ("host-cpu", "xnnpack", "xnnpack")
+    assert device_and_rules("host-cpu", 4, None) == ("host-cpu-t4", "xnnpack", "xnnpack")
+    assert device_and_rules("android:abc", 1, None) == ("android:abc", "gpu", "tflite_gpu")
+    with pytest.raises(TflatError):
+        device_and_rules("host-cpu", 1, "gpu")
+
+
+class _FakePhone(Runner):
+    """A phone test double: latency from the model's FLOPs (no phone exists here)."""
+
+    device_id = "android:fake"
+
+    def device_info(self) -> DeviceInfo:
+        return DeviceInfo(device_id=self.device_id, vendor="Fake", model="Phone", gpu="FakeGPU")
+
+    def runtime_info(self) -> RuntimeInfo:
+        return RuntimeInfo("benchmark_model", "test")
+
+    def measure(self, model: Path, settings: RunSettings, *, profile: bool = False) -> Measurement:
+        graph = read_model(model)
+        ms = 0.02 + sum(op.flops for op in graph.ops) / 5e7
+        return Measurement(status="ok", samples_ms=(ms * 1.05, ms, ms * 1.1), warmup=1)
+
+
+def test_a_phone_goes_through_the_same_loop(tmp_path: Path) -> None:
+    plan = tmp_path / "tiny.toml"
+    plan.write_text(TINY_PLAN, encoding="utf-8")
+    url = f"sqlite:///{tmp_path / 'phone.db'}"
+    plans = [("tiny", plan, 1.0)]
+    result = calibrate("android:fake", minutes=1.0, db_url=url, work_dir=tmp_path / "w",
+                       plans=plans, adaptive=False, runner=_FakePhone())  # fmt: skip
+    assert result.rules == "tflite_gpu" and result.settings["delegate"] == "gpu"
+    predictor = load_device_predictor("android:fake", url)
+    gp = predictor.predict_graph(read_model(MODELS / "hand_recrop.tflite"))
+    assert gp.total_ms > 0
+
+
+def test_anchors_are_stored_and_turn_into_a_speed_factor(tiny: dict[str, Any]) -> None:
+    store = open_store(tiny["url"])
+    try:
+        anchors = [
+            m
+            for m in store.model_measurements("host-cpu", with_profile=False)
+            if m.model.family == ANCHOR_FAMILY
+        ]
+    finally:
+        store.close()
+    assert len(anchors) >= 2  # one before the first model, one every ANCHOR_EVERY models
+    speed = SpeedReference([(m.created_at, float(m.min_ms or 0)) for m in anchors])
+    assert all(0.9 <= speed.factor(m.created_at) <= 3.0 for m in anchors)
+
+
+def test_speed_factor_follows_the_nearest_anchors() -> None:
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    at = [t0 + timedelta(minutes=i) for i in range(5)]
+    # the machine is twice as slow around minute 3
+    speed = SpeedReference(list(zip(at, [1.0, 1.0, 1.0, 2.0, 2.0], strict=True)))
+    assert speed.factor(at[0] + timedelta(seconds=30)) == pytest.approx(1.0)
+    assert speed.factor(at[3] + timedelta(seconds=30)) == pytest.approx(2.0)
+    assert speed.factor(at[2] + timedelta(seconds=30)) == pytest.approx(1.0)  # the faster side
+    assert SpeedReference([]).factor(t0) == 1.0
+
+
+def test_whole_model_term_recovers_how_kernels_compose() -> None:
+    rng = np.random.default_rng(0)
+    rows = [[s, s * p, n] for s, p, n in zip(rng.uniform(1, 20, 12), rng.uniform(0, 2, 12),
+                                             rng.integers(20, 200, 12), strict=True)]  # fmt: skip
+    ys = [0.9 * s + 0.05 * c + 0.002 * n for s, c, n in rows]
+    term = fit_whole_term(rows, ys)
+    assert (term.scale, term.cache_scale, term.per_kernel_ms) == pytest.approx(
+        (0.9, 0.05, 0.002), rel=1e-3
+    )
+    assert fit_whole_term(rows[:3], ys[:3]).scale == 1.0  # too few networks: plain sum
+
+
+def test_prior_models_phase_samples_the_layers_of_real_models() -> None:
+    import tomllib
+
+    from tflat.calibrate.loop import _default_phases, _models_plan
+    from tflat.plans import plan_from_dict
+
+    phases = _default_phases([MODELS])
+    assert [n for n, _, _ in phases][:2] == ["seed", "networks"]
+    assert "prior:models" in [n for n, _, _ in phases]
+    specs = plan_from_dict(tomllib.loads(_models_plan(MODELS))).expand().specs
+    kinds = {s.kind for s in specs}
+    assert {"CONV_2D", "DEPTHWISE_CONV_2D"} <= kinds
+
+
+class _DriftingPhone(_FakePhone):
+    """A phone double that runs twice as slow for its first 40 measurements (a busy device)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def measure(self, model: Path, settings: RunSettings, *, profile: bool = False) -> Measurement:
+        self.calls += 1
+        m = super().measure(model, settings, profile=profile)
+        slow = 2.0 if self.calls <= 40 else 1.0
+        return Measurement(status="ok", samples_ms=tuple(v * slow for v in m.samples_ms))
+
+
+def test_specs_measured_while_the_device_was_slow_are_measured_again(tmp_path: Path) -> None:
+    plan = tmp_path / "tiny.toml"
+    plan.write_text(TINY_PLAN, encoding="utf-8")
+    url = f"sqlite:///{tmp_path / 'drift.db'}"
+    phone = _DriftingPhone()
+    plans = [("tiny", plan, 1.0)]
+    result = calibrate("android:fake", minutes=2.0, db_url=url, work_dir=tmp_path / "w",
+                       plans=plans, max_models=80, runner=phone)  # fmt: skip
+    assert "adaptive-1" in result.phases_done
+    store = open_store(url)
+    try:
+        rows = store.training_rows("android:fake")
+        anchors = [
+            (m.created_at, float(m.min_ms or 0))
+            for m in store.model_measurements("android:fake", with_profile=False)
+            if m.model.family == ANCHOR_FAMILY
+        ]
+        bundle = store.load_predictor_bundle("android:fake")
+    finally:
+        store.close()
+    assert bundle is not None and bundle["provenance"]["remeasured_slow_time_specs"] > 0
+    speed = SpeedReference(anchors)
+    for r in rows:
+        fast_ms = 0.02 + sum(op.flops for op in read_model(r.model_file).ops) / 5e7
+        if speed.factor(r.created_at) > 1.15:  # still dated in a slow stretch: must be re-taken
+            assert r.min_ms == pytest.approx(fast_ms)
