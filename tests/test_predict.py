@@ -79,6 +79,27 @@ def test_unknown_device_names_the_known(tmp_path: Path) -> None:
     assert ids[:6] == list(BUNDLED_DEVICES)
 
 
+def test_calibratable_device_without_predictor_says_calibrate(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 't.db'}"
+    for device in ("host-cpu", "host-cpu-t4", "android:R58M"):
+        with pytest.raises(PredictorError, match=r"calibrate it first: tflat calibrate ") as exc:
+            load_predictor(device, db_url=db)
+        assert "\n" not in str(exc.value) and device in str(exc.value)
+
+
+def test_named_database_failure_is_a_store_error(tmp_path: Path) -> None:
+    from tflat.errors import StoreError
+
+    junk = tmp_path / "t.db"
+    junk.write_bytes(b"not a database, " * 100)
+    bad = f"sqlite:///{junk}"
+    with pytest.raises(StoreError) as exc:
+        load_predictor("pixel4", db_url=bad)  # no fall-back to the shipped bundle
+    assert exc.value.exit_code == 2
+    with pytest.raises(StoreError):
+        list_devices(bad)
+
+
 def test_tree_export_matches_lightgbm() -> None:
     lgb = pytest.importorskip("lightgbm")
     rng = np.random.default_rng(0)
@@ -182,3 +203,30 @@ def test_evaluate_trained_predictor_on_other_models_in_a_database(
     assert {m["model"] for m in again["models"]} == other and again["folds"] == 0
     # --cv and --predictor exclude each other: a bad-input exit, not a traceback
     assert main(["evaluate", "--device", "mi8se", "--db", url, "--cv", "--predictor", "db"]) == 1
+
+
+def test_train_without_measurements_is_worded_by_device(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tflat.cli import main
+
+    db = f"sqlite:///{tmp_path / 't.db'}"
+    assert main(["train", "--device", "host-cpu", "--db", db]) == 1
+    err = capsys.readouterr().err
+    assert "no CPU kernel measurements for host-cpu" in err
+    assert "GPU" not in err and "tflat calibrate host-cpu" in err
+    assert main(["evaluate", "--device", "pixel4", "--cv", "--folds", "1"]) == 1
+    assert "--folds" in capsys.readouterr().err
+
+
+def test_concat_and_fully_connected_loops_follow_the_delegate() -> None:
+    from tflat.predict.features import KernelShape, _Columns, analytic_inputs
+
+    # ConcatZ: one work item per pixel copies every output slice; FullyConnected: 4 threads
+    # per output slice split the input slices
+    cat = KernelShape("concat", 7, 7, 1000, 7, 7, 1024, n_inputs=2)
+    fc = KernelShape("fully_connected", 1, 1, 960, 1, 1, 240)
+    cols = _Columns([cat, fc])
+    assert list(cols.loop_steps) == [cat.loop_steps, fc.loop_steps] == [256, 60]
+    assert analytic_inputs([cat])[0, 3] == pytest.approx(0.256)
+    assert cols.tasks[0] == 49 and cols.util_z[0] == 1.0

@@ -88,6 +88,28 @@ def test_zoo_matches_usc_rows_op_for_op(name: str) -> None:
     _check_against_usc(name)
 
 
+@pytest.mark.parametrize(
+    "name", ["mobilenet_w1", "mobilenetv3_large_w1", "squeezenet_v1_1", "densenet121"]
+)
+def test_training_counts_the_unlisted_kernels_the_partition_makes(name: str) -> None:
+    """The whole-model term is fitted on what the USC rows omit (node-id gaps) and applied to
+    what the partition of a real graph leaves unlisted: both must count the same kernels."""
+    from tflat.datasets.usc import load_usc
+    from tflat.gpu import partition
+    from tflat.predict.features import LISTED_KINDS
+    from tflat.predict.train import model_parts
+
+    _csv("tflite_cnn_ops_gpu.csv")  # skips without the data
+    data = load_usc(USC_DIR)
+    ops = [r for r in data.ops_for("pixel4") if r.model == name]
+    (mp,) = model_parts(ops, [], "adreno")
+    kernels = partition(_graph(name)[0], rules="tflite_gpu", gpu_family="adreno")
+    unlisted = [k for k in kernels if k.kind != "free" and k.kind not in LISTED_KINDS]
+    merged = [k for k in kernels if "merged as padding" in k.note]
+    assert (mp.unlisted_ops, mp.merged_pads) == (len(unlisted), len(merged))
+    assert len(mp.shapes) == len(kernels) - len(unlisted) - sum(k.kind == "free" for k in kernels)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", SLOW)
 def test_zoo_width_variants_match_usc_rows(name: str) -> None:

@@ -29,6 +29,20 @@ def _store_rows(db: str | None, device: str) -> Any:
         store.close()
 
 
+def _no_measurements(device: str, where: str) -> str:
+    """The one-line error for a device with no kernel rows, worded for what the device is."""
+    if device.startswith(("host-cpu", "android:")):
+        what = "CPU kernel" if device.startswith("host-cpu") else "kernel"
+        return (
+            f"no {what} measurements for {device} in {where} "
+            f"(measure them with 'tflat calibrate {device} --db URL')"
+        )
+    return (
+        f"no GPU kernel measurements for {device} in {where} "
+        "(import the USC data with 'tflat db import' or pass --usc FOLDER)"
+    )
+
+
 @click.command("train")
 @click.option("--device", required=True, help="Device id (pixel4, s10, ..., host-cpu).")
 @click.option("--db", "db_url", default=None, help="Database URL (default: TFLAT_DB or SQLite).")
@@ -55,10 +69,7 @@ def train_cmd(device: str, db_url: str | None, usc: Path | None, output: Path | 
     else:
         data = _store_rows(db_url, device)
         if not data.ops:
-            raise TflatError(
-                f"no GPU kernel measurements for {device} in the database "
-                "(import the USC data with 'tflat db import' or pass --usc FOLDER)"
-            )
+            raise TflatError(_no_measurements(device, "the database"))
         if device in BUNDLED_DEVICES:
             bundle = fit_usc_device(data, device)
         else:
@@ -120,7 +131,9 @@ def train_cmd(device: str, db_url: str | None, usc: Path | None, output: Path | 
     default=None,
     help="Write a predicted-vs-measured plot (PNG, or SVG).",
 )
-@click.option("--folds", type=int, default=5, show_default=True, help="Family folds (--cv).")
+@click.option(
+    "--folds", type=click.IntRange(2), default=5, show_default=True, help="Family folds (--cv)."
+)
 @click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False), default=None)
 def evaluate_cmd(
     device: str,
@@ -152,7 +165,7 @@ def evaluate_cmd(
         if data is None and db_url is not None:
             data = _store_rows(db_url, device)
             if not data.ops:
-                raise TflatError(f"no GPU kernel measurements for {device} in {db_url}")
+                raise TflatError(_no_measurements(device, db_url))
         report = evaluate_families(data if data is not None else _usc_data(None), device,
                                    n_folds=folds)  # fmt: skip
     else:

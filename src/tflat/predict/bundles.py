@@ -72,22 +72,32 @@ def load_predictor(device: str, db_url: str | None = None) -> Predictor:
     retrained device), else the bundled one. Unknown device -> :class:`PredictorError`."""
     found: Predictor | None = None
     if db_url is not None or device not in BUNDLED_DEVICES:
-        try:
-            found = _from_store(device, db_url)
-        except StoreError as exc:
-            if device not in BUNDLED_DEVICES:
-                raise
-            log.warning("database not usable (%s); using the bundled %s predictor", exc, device)
+        # A database the user named must work: its failure is a StoreError (exit 2), never a
+        # silent fall-back to the shipped bundle, which may not be the predictor they meant.
+        found = _from_store(device, db_url)
     if found is None:
         found = _bundled(device)
     if found is None:
+        if is_calibratable(device):
+            raise PredictorError(
+                f"no predictor for device {device!r}: calibrate it first: "
+                f"tflat calibrate {device} --db URL"
+            )
         known = ", ".join(d.id for d in list_devices(db_url, include_store=False))
         raise PredictorError(f"no predictor for device {device!r} (known: {known})")
     return found
 
 
+def is_calibratable(device: str) -> bool:
+    """Devices whose predictor comes from ``tflat calibrate`` (this host's CPU, a phone)."""
+    return device.startswith(("host-cpu", "android:"))
+
+
 def list_devices(db_url: str | None = None, *, include_store: bool = True) -> list[DeviceCard]:
-    """Bundled devices, then devices with a predictor in the database."""
+    """Bundled devices, then devices with a predictor in the database.
+
+    With ``db_url`` the database must work (else :class:`StoreError`); without it, a default
+    database that cannot be opened only means no database predictors are listed."""
     cards: dict[str, DeviceCard] = {}
     for dev in BUNDLED_DEVICES:
         pred = _bundled(dev)
@@ -95,26 +105,31 @@ def list_devices(db_url: str | None = None, *, include_store: bool = True) -> li
             cards[dev] = pred.card
     if include_store:
         try:
-            from tflat.store import open_store
-
-            store = open_store(db_url)
-            try:
-                infos = store.predictors()
-                for info in infos:
-                    bundle = store.load_predictor_bundle(info.device_id)
-                    if bundle is None:
-                        continue
-                    try:
-                        card = Predictor(bundle).card
-                    except PredictorError as exc:
-                        log.warning("predictor of %s in the database: %s", info.device_id, exc)
-                        continue
-                    cards[info.device_id] = card
-            finally:
-                store.close()
-        except (StoreError, ImportError) as exc:
+            cards.update(_store_cards(db_url))
+        except StoreError as exc:
+            if db_url is not None:
+                raise
             log.info("no database predictors listed: %s", exc)
     return list(cards.values())
+
+
+def _store_cards(db_url: str | None) -> dict[str, DeviceCard]:
+    from tflat.store import open_store
+
+    cards: dict[str, DeviceCard] = {}
+    store = open_store(db_url)
+    try:
+        for info in store.predictors():
+            bundle = store.load_predictor_bundle(info.device_id)
+            if bundle is None:
+                continue
+            try:
+                cards[info.device_id] = Predictor(bundle).card
+            except PredictorError as exc:
+                log.warning("predictor of %s in the database: %s", info.device_id, exc)
+    finally:
+        store.close()
+    return cards
 
 
 def bundle_json(bundle: dict[str, Any]) -> str:

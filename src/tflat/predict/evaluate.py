@@ -105,8 +105,9 @@ def evaluate_families(
             mp = parts[j]
             raw = pred.predict_shapes(mp.shapes)
             total = pred.total_from_parts(
-                raw, mp.unlisted_ops, mp.unlisted_mb, [s.kind for s in mp.shapes]
-            )
+                raw, mp.unlisted_ops, mp.unlisted_mb, [s.kind for s in mp.shapes],
+                mp.merged_pads, [s.weight_bytes / 1e6 for s in mp.shapes],
+            )  # fmt: skip
             lo, hi = pred.whole.log_interval
             results.append(
                 ModelResult(
@@ -175,7 +176,10 @@ def evaluate_predictor_on_rows(predictor: Predictor, data: UscData, label: str =
     for mp in parts:
         raw = predictor.predict_shapes(mp.shapes)
         kinds = [s.kind for s in mp.shapes]
-        total = predictor.total_from_parts(raw, mp.unlisted_ops, mp.unlisted_mb, kinds)
+        total = predictor.total_from_parts(
+            raw, mp.unlisted_ops, mp.unlisted_mb, kinds, mp.merged_pads,
+            [s.weight_bytes / 1e6 for s in mp.shapes],
+        )  # fmt: skip
         results.append(
             ModelResult(mp.model, mp.family, float(mp.measured_ms or 0.0), total,
                         total * math.exp(lo), total * math.exp(hi))

@@ -129,13 +129,16 @@ class KernelShape:
     @property
     def loop_steps(self) -> int:
         """Serial steps of one work item: input slices (per group) x kernel taps; a reduction
-        (mean) loops over the pixels, a concatenation over its inputs."""
+        (mean) loops over the pixels; a concatenation over every output slice (the delegate's
+        ConcatZ: one work item per pixel copies all slices of all inputs)."""
         if self.kind == "mean":
             return self.h_in * self.w_in
         if self.kind == "concat":
-            return self.n_inputs
+            return self.slices_out
         if self.kind in ("depthwise_conv2d", "pool"):
             return self.taps
+        if self.kind == "fully_connected":
+            return max(1, math.ceil(self.slices_in / 4))
         return max(1, math.ceil(self.cin / max(self.groups, 1) / 4)) * self.taps
 
     @property
@@ -194,15 +197,24 @@ class _Columns:
         self.bytes_moved = act_in + self.out_bytes + self.weight_bytes + extra
         loop = np.maximum(1, np.ceil(cin / groups / 4)) * taps
         loop = np.where(np.isin(kinds, ("depthwise_conv2d", "pool")), taps, loop)
-        loop = np.where(kinds == "concat", c["n_inputs"], loop)
+        concat = kinds == "concat"
+        loop = np.where(concat, self.slices_out, loop)
+        # The delegate's FullyConnected: 4 threads per output slice split the input slices
+        # (then a local-memory reduction), so each loops over a quarter of them; its grid is
+        # output slices only, no pixel blocks.
+        fc = kinds == "fully_connected"
+        loop = np.where(fc, np.maximum(1, np.ceil(self.slices_in / 4)), loop)
         self.loop_steps = np.where(kinds == "mean", c["h_in"] * c["w_in"], loop)
         # Grid quantization: the delegate's kernels cover the output in blocks of work items
         # (typically 8x4 pixels by 4 slices per work group); odd sizes (27x27, 13x13, 7x7)
-        # leave part of the last groups idle.
+        # leave part of the last groups idle. A concatenation's grid has no slice axis
+        # (ConcatZ loops over the slices in one work item).
         gx, gy, gz = np.ceil(c["w_out"] / 8), np.ceil(c["h_out"] / 4), np.ceil(self.slices_out / 4)
-        self.util_xy = c["w_out"] * c["h_out"] / np.maximum(gx * 8 * gy * 4, 1)
-        self.util_z = self.slices_out / np.maximum(gz * 4, 1)
+        gz = np.where(concat, 1, gz)
+        self.util_xy = np.where(fc, 1.0, c["w_out"] * c["h_out"] / np.maximum(gx * 8 * gy * 4, 1))
+        self.util_z = np.where(concat, 1.0, self.slices_out / np.maximum(gz * 4, 1))
         self.work_groups = gx * gy * gz
+        self.tasks = c["h_out"] * c["w_out"] * np.where(concat, 1, self.slices_out)
 
 
 #: Columns of the analytic term; its coefficients are what each costs.
@@ -220,8 +232,9 @@ def analytic_inputs(shapes: Sequence[KernelShape]) -> np.ndarray:
 
     The last is the critical path of one work item (input slices per group x taps): a
     convolution with few outputs (3x3, 128 -> 32 channels on 7x7) cannot fill the GPU, and its
-    time follows that loop rather than its FLOPs. Only convolutions get it: for a mean or a
-    concatenation the loop is memory traffic, already in the MB column."""
+    time follows that loop rather than its FLOPs. A concatenation gets it too: one work item
+    per pixel copies every slice (DenseNet's 7x7 concats of 1000 channels run 49 items of
+    250 steps). For a mean the loop is memory traffic, already in the MB column."""
     return _analytic_inputs(_Columns(shapes))
 
 
@@ -229,7 +242,7 @@ def _analytic_inputs(cols: _Columns) -> np.ndarray:
     out = np.ones((len(cols.kinds), len(ANALYTIC_COLUMNS)))
     out[:, 1] = cols.flops_eff / 1e9
     out[:, 2] = cols.bytes_moved / 1e6
-    conv = np.isin(cols.kinds, ("conv2d", "grouped_conv2d"))
+    conv = np.isin(cols.kinds, ("conv2d", "grouped_conv2d", "concat"))
     out[:, 3] = np.where(conv, cols.loop_steps / 1e3, 0.0)
     return out
 
@@ -276,7 +289,7 @@ def feature_matrix(
             cols.padding_ratio,
             np.log2(np.maximum(np.asarray(analytic_ms, dtype=float), 1e-6)),
             _vlog2(c["cin"] / np.maximum(c["groups"], 1)),
-            _vlog2(c["h_out"] * c["w_out"] * cols.slices_out),
+            _vlog2(cols.tasks),
             _vlog2(cols.weight_bytes),
             _vlog2(cols.out_bytes),
             _vlog2(cols.loop_steps),

@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 BUNDLE_FORMAT = "tflat-predictor"
 BUNDLE_FORMAT_VERSION = 2
 DEFAULT_KERNEL_LOG_INTERVAL = (math.log(0.6), math.log(1.6))
+_PAD_TYPES = frozenset({"PAD", "PADV2", "MIRROR_PAD"})
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,7 @@ class Predictor:
             for k in listed
         ]
         raw = dict(zip((k.index for k in listed), self.predict_shapes(shapes), strict=True))
+        weight_mb = {k.index: s.weight_bytes / 1e6 for k, s in zip(listed, shapes, strict=True)}
         wm = self.whole
         times: list[KernelTime] = []
         for k in kernels:
@@ -165,7 +167,11 @@ class Predictor:
                 lo, hi = self.kernel_log_interval.get(
                     PROXY_KIND.get(k.kind, k.kind), DEFAULT_KERNEL_LOG_INTERVAL
                 )
-                ms = wm.listed_kernel_ms(PROXY_KIND.get(k.kind, k.kind), raw[k.index])
+                ms = wm.listed_kernel_ms(
+                    PROXY_KIND.get(k.kind, k.kind), raw[k.index], weight_mb[k.index]
+                )
+                if any(by_index[i].type in _PAD_TYPES for i in k.op_indices[1:]):
+                    ms += wm.merged_pad_ms
                 times.append(KernelTime(ms, ms * math.exp(lo), ms * math.exp(hi)))
             else:
                 # A kernel the op-level data never lists costs what the whole-model term says,
@@ -194,11 +200,15 @@ class Predictor:
         unlisted_count: int,
         unlisted_mb: float,
         kinds: Sequence[str] | None = None,
+        merged_pads: int = 0,
+        weight_mb: Sequence[float] | None = None,
     ) -> float:
         """The whole-model estimate from raw listed-kernel times (of ``kinds``; all "main"
-        kernels when not given) and the unlisted kernels."""
+        kernels when not given; their weights in MB) and the unlisted kernels."""
         kinds = list(kinds) if kinds is not None else ["conv2d"] * len(listed_raw_ms)
-        feats = model_features(kinds, listed_raw_ms, unlisted_count, unlisted_mb)
+        feats = model_features(
+            kinds, listed_raw_ms, unlisted_count, unlisted_mb, merged_pads, weight_mb
+        )
         return self.whole.total(feats)
 
 

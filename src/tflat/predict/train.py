@@ -75,6 +75,9 @@ class ModelParts:
     unlisted_ops: int
     unlisted_mb: float
     measured_ms: float | None
+    #: unlisted nodes right before a spatial conv or pool: the converter's explicit PADs,
+    #: which the delegate merges into that kernel's padding (not counted in ``unlisted_ops``)
+    merged_pads: int = 0
 
 
 _NODE = re.compile(r"_(\d+)(?=_linked_|$)")
@@ -118,11 +121,20 @@ def model_parts(
             seen.update(ids)
             if ids:
                 main_nodes.append((ids[0], s))
-        unlisted_ops, unlisted_mb = 0, 0.0
+        unlisted_ops, unlisted_mb, merged_pads = 0, 0.0, 0
         if seen:
             main_nodes.sort(key=lambda p: p[0])
+            main_at = dict(main_nodes)
             for node in range(max(seen) + 1):
                 if node in seen:
+                    continue
+                if _pads_into(main_at.get(node + 1)):
+                    merged_pads += 1
+                    continue
+                if node > 0 and node - 1 not in seen:
+                    # the next op of a run of unlisted element-wise ops (DenseNet's batch norm:
+                    # MUL, ADD, RELU) is linked into the run's first kernel, as the partition
+                    # links it: one kernel, one launch
                     continue
                 unlisted_ops += 1
                 before = [s for n, s in main_nodes if n < node]
@@ -138,9 +150,21 @@ def model_parts(
                 unlisted_ops=unlisted_ops,
                 unlisted_mb=unlisted_mb,
                 measured_ms=measured.get(model),
+                merged_pads=merged_pads,
             )
         )
     return out
+
+
+#: Kernel kinds a PAD merges into when it is their only input (rules' ``pad_merges_into``).
+_PAD_TARGETS = frozenset({"conv2d", "depthwise_conv2d", "grouped_conv2d", "pool"})
+
+
+def _pads_into(shape: KernelShape | None) -> bool:
+    """Whether an unlisted node just before this kernel is a PAD merged into it: the converter
+    writes an explicit PAD before every VALID spatial conv or pool it pads (see
+    :mod:`tflat.model.zoo`), and the partition merges it (:func:`tflat.gpu.partition`)."""
+    return shape is not None and shape.kind in _PAD_TARGETS and shape.kernel > 1
 
 
 _nnls_relative = nnls_relative
@@ -148,7 +172,14 @@ _nnls_relative = nnls_relative
 
 def parts_features(mp: ModelParts, raw_ms: Sequence[float] | np.ndarray) -> dict[str, float]:
     """The whole-model term's inputs of one model from its listed kernels' raw times."""
-    return model_features([s.kind for s in mp.shapes], raw_ms, mp.unlisted_ops, mp.unlisted_mb)
+    return model_features(
+        [s.kind for s in mp.shapes],
+        raw_ms,
+        mp.unlisted_ops,
+        mp.unlisted_mb,
+        mp.merged_pads,
+        [s.weight_bytes / 1e6 for s in mp.shapes],
+    )
 
 
 def _group_folds(
