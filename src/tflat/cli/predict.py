@@ -124,6 +124,21 @@ def train_cmd(device: str, db_url: str | None, usc: Path | None, output: Path | 
     "bundle, the database's predictor of the device (else the shipped one), or a bundle JSON "
     "file. Default with --db: db.",
 )
+@click.option(
+    "--models",
+    "models_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Estimate AND measure every .tflite under this folder on the device (host-cpu, "
+    "android:SERIAL) with its trained predictor: MAPE, share within ±10 %, Spearman.",
+)
+@click.option(
+    "--rounds",
+    type=click.IntRange(1),
+    default=3,
+    show_default=True,
+    help="Measurement rounds per model with --models (the lowest round minimum counts).",
+)
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @click.option(
     "--plot",
@@ -141,6 +156,8 @@ def evaluate_cmd(
     usc: Path | None,
     mode: str | None,
     predictor_src: str | None,
+    models_dir: Path | None,
+    rounds: int,
     fmt: str,
     plot: Path | None,
     folds: int,
@@ -156,6 +173,9 @@ def evaluate_cmd(
     """
     from tflat.predict.evaluate import evaluate_families
 
+    if models_dir is not None:
+        _evaluate_measured(device, db_url, models_dir, rounds, fmt, plot, output)
+        return
     if mode == "cv" and predictor_src is not None:
         raise TflatError("--cv and --predictor exclude each other")
     if mode is None:
@@ -179,6 +199,49 @@ def evaluate_cmd(
         emit(json.dumps(report.to_dict(), indent=2) + "\n", output)
         return
     emit(_table(report), output)
+
+
+def _evaluate_measured(
+    device: str,
+    db_url: str | None,
+    folder: Path,
+    rounds: int,
+    fmt: str,
+    plot: Path | None,
+    output: Path | None,
+) -> None:
+    """``--models DIR``: the device's predictor against fresh measurements of real models."""
+    from tflat.calibrate import evaluate_models
+
+    if not folder.is_dir():
+        raise TflatError(f"--models: {folder} is not a folder")
+    paths = sorted(folder.rglob("*.tflite"))
+    if not paths:
+        raise TflatError(f"--models: no .tflite files under {folder}")
+    report = evaluate_models(device, paths, db_url, measure_rounds=rounds)
+    if plot is not None:
+        from tflat.predict.plot import write_plot
+
+        written = write_plot(report.to_eval_report(), plot)
+        click.echo(f"plot written to {written}", err=True)
+    if fmt == "json":
+        emit(json.dumps(report.to_dict(), indent=2) + "\n", output)
+        return
+    m = report.metrics
+    lines = [
+        f"{device}: {len(report.ok)} of {len(report.checks)} models measured ({report.statistic})"
+    ]
+    lines.append(f"{'model':<40}{'estimated ms':>14}{'measured ms':>14}{'error':>9}  status")
+    for c in report.checks:
+        measured = f"{c.measured_ms:.3f}" if c.status == "ok" else "-"
+        err = f"{c.error_pct:+.1f} %" if c.status == "ok" else ""
+        lines.append(f"{c.model:<40}{c.estimated_ms:>14.3f}{measured:>14}{err:>9}  {c.status}")
+    if m.get("n"):
+        lines.append(
+            f"MAPE {m['mape_pct']:.1f} %, within ±10 %: {m['within_10_pct']:.0f} %, "
+            f"Spearman {m['spearman']:.3f}"
+        )
+    emit("\n".join(lines) + "\n", output)
 
 
 def _load_trained(device: str, db_url: str | None, src: str) -> Any:

@@ -10,7 +10,7 @@ import json
 import logging
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 
 from tflat.errors import PredictorError, StoreError
 from tflat.predict.predictor import DeviceCard, Predictor
@@ -54,6 +54,19 @@ def _bundled(device: str) -> Predictor | None:
     return Predictor(bundle)
 
 
+def predictor_from_bundle(bundle: dict[str, Any]) -> Predictor:
+    """A predictor of either format: a GPU bundle, or a calibrated CPU bundle (``tflat-cpu-v1``).
+
+    Both answer ``card`` and ``predict_graph(graph)`` the same way, so the rest of tflat does
+    not care which one it holds.
+    """
+    from tflat.predict.cpu_features import BUNDLE_FORMAT, CpuPredictor
+
+    if bundle.get("format") == BUNDLE_FORMAT:
+        return cast(Predictor, CpuPredictor.from_bundle(bundle))
+    return Predictor(bundle)
+
+
 def _from_store(device: str, db_url: str | None) -> Predictor | None:
     try:
         from tflat.store import open_store
@@ -64,7 +77,7 @@ def _from_store(device: str, db_url: str | None) -> Predictor | None:
         bundle = store.load_predictor_bundle(device)
     finally:
         store.close()
-    return Predictor(bundle) if bundle is not None else None
+    return predictor_from_bundle(bundle) if bundle is not None else None
 
 
 def load_predictor(device: str, db_url: str | None = None) -> Predictor:
@@ -124,7 +137,7 @@ def _store_cards(db_url: str | None) -> dict[str, DeviceCard]:
             if bundle is None:
                 continue
             try:
-                cards[info.device_id] = Predictor(bundle).card
+                cards[info.device_id] = predictor_from_bundle(bundle).card
             except PredictorError as exc:
                 log.warning("predictor of %s in the database: %s", info.device_id, exc)
     finally:
