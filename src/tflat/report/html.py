@@ -131,9 +131,16 @@ def _layer_chart(est: Estimate) -> str:
     return svg.column_chart(bars, title=f"{est.device}: ms per layer (op index)")
 
 
+def _short(text: str, limit: int = 24) -> str:
+    """A bar label that fits the chart's label column (the full name is in the tooltip)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _top_chart(est: Estimate) -> str:
     bars = [
-        svg.Bar(f"#{layer.index} {layer.type}", layer.latency_ms, _color(layer), _tooltip(layer))
+        svg.Bar(
+            _short(f"#{layer.index} {layer.type}"), layer.latency_ms, _color(layer), _tooltip(layer)
+        )
         for layer in est.top(10)
     ]
     return svg.bar_chart(bars, title=f"{est.device}: top 10 layers")
