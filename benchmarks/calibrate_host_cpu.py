@@ -3,12 +3,15 @@
 The issue's acceptance figure: ``tflat calibrate host-cpu --minutes 20`` on an empty database,
 then every real model of the evaluation corpus (tests/models plus what
 ``scripts/fetch_models.py`` fetches; none of them plays any part in calibration, whose prior
-is nn-Meter's layer tables and whose whole-model term is fitted on tflat's synthetic zoo
-networks) is estimated and measured on this machine: share within ±10 %, MAPE, Spearman,
-with the spread of repeated measurements beside each model.
+is nn-Meter's layer tables and whose whole-model term is fitted on networks tflat writes:
+the zoo CNNs and tflat.calibrate.networks' MediaPipe-like and int8 ones) is estimated and
+measured on this machine: share within ±10 %, MAPE, Spearman, with the spread of repeated
+measurements beside each model.
 
     python benchmarks/calibrate_host_cpu.py [--minutes 20] [--models DIR ...] [--rounds 3]
     python benchmarks/calibrate_host_cpu.py --skip-calibration --db URL   # evaluate only
+    python benchmarks/calibrate_host_cpu.py --skip-calibration --db URL --measured ROUNDS.json \
+        --tag retrained --label "..."   # re-check a predictor against cached measurements
 
 Writes benchmarks/results/calibrate_host_cpu.{json,md,png}. Statistic on both sides: the
 minimum of 30 timed runs (5 warm-up); each model is measured in ``--rounds`` rounds that go
@@ -56,6 +59,10 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--skip-calibration", action="store_true")
     ap.add_argument("--tag", default="", help="suffix of the result files")
+    ap.add_argument("--measured", type=Path, default=None,
+                    help="JSON of earlier measurements ({'statistic': ..., 'rounds': {model: "
+                    "[ms, ...]}}): the models are not measured again")  # fmt: skip
+    ap.add_argument("--label", default="", help="what this result is (written at the top)")
     args = ap.parse_args()
 
     from tflat.calibrate import evaluate_models
@@ -85,7 +92,17 @@ def main() -> int:
         out["calibration"] = json.loads(proc.stdout)
         out["calibration_wall_s"] = time.time() - started
         out["load_after_calibration"] = load()
-    report = evaluate_models("host-cpu", models, url, measure_rounds=args.rounds)
+    if args.measured is not None:
+        cached = json.loads(args.measured.read_text(encoding="utf-8"))
+        out["measured_from"] = str(args.measured)
+        report = evaluate_models(
+            "host-cpu", models, url, measured=cached["rounds"], statistic=cached["statistic"]
+        )
+    else:
+        report = evaluate_models("host-cpu", models, url, measure_rounds=args.rounds)
+    if args.label:
+        out["label"] = args.label
+    out["argv"] = shlex.join(["python", "benchmarks/calibrate_host_cpu.py", *sys.argv[1:]])
     out["load_after_evaluation"] = load()
     out["evaluation"] = report.to_dict()
     from tflat.calibrate.evaluate import load_device_predictor
@@ -119,6 +136,8 @@ def markdown(out: dict[str, Any]) -> str:
     ev = out["evaluation"]
     m = ev["metrics"]
     lines = ["# host-cpu calibration, checked on whole real models", ""]
+    if out.get("label"):
+        lines += [f"**{out['label']}**", "", f"Command: `{out['argv']}`", ""]
     if "command" in out:
         cal = out["calibration"]
         lines += [
@@ -137,15 +156,18 @@ def markdown(out: dict[str, Any]) -> str:
     if wm:
         loo = ", ".join(f"{k} {v:.1f} %" for k, v in wm.get("loo_mape_pct_by_variant", {}).items())
         lines += [
-            f"Whole-model term fitted on {wm.get('networks')} synthetic zoo networks, variant "
-            f"`{wm.get('variant')}` chosen by leave-one-network-out error ({loo}): scale "
-            f"{wm.get('scale', 0):.3f}, cache term {wm.get('cache_scale', 0):.3f}, "
-            f"{1000 * wm.get('per_kernel_ms', 0):.2f} µs per kernel.",
+            f"Whole-model term fitted on {wm.get('networks')} synthetic networks (tflat zoo "
+            f"and tflat.calibrate.networks), variant `{wm.get('variant')}` chosen by "
+            f"leave-one-network-out error ({loo}): scale {wm.get('scale', 0):.3f}, int8 scale "
+            f"{wm.get('int8_scale', wm.get('scale', 0)):.3f}, cache term "
+            f"{wm.get('cache_scale', 0):.3f}, {1000 * wm.get('per_kernel_ms', 0):.2f} µs per "
+            "kernel.",
             "",
         ]
     lines += [
         f"Statistic: {ev['statistic']}. Load average after evaluation "
-        f"{out['load_after_evaluation']:.1f}.",
+        f"{out['load_after_evaluation']:.1f}"
+        + (f" (measurements read from {out['measured_from']})." if "measured_from" in out else "."),
         "",
         f"**{m.get('within_10_pct', float('nan')):.0f} % of {m.get('n', 0)} real models within "
         f"±10 %**; MAPE {m.get('mape_pct', float('nan')):.1f} %, median "
@@ -153,7 +175,14 @@ def markdown(out: dict[str, Any]) -> str:
         f"{m.get('spearman', float('nan')):.3f}; measurement spread between rounds: median "
         f"{m.get('measurement_spread_pct_median', float('nan')):.1f} %, max "
         f"{m.get('measurement_spread_pct_max', float('nan')):.1f} %; "
-        f"{m.get('skipped', 0)} model(s) not measurable.",
+        f"{m.get('skipped', 0) - m.get('not_estimable', 0)} model(s) not measurable"
+        + (
+            f", {m['not_estimable']} not estimable offline (dynamic shapes: shown, not counted; "
+            f"counted as a miss the share is {m['within_10_pct_of_all_measured']:.0f} % of "
+            f"{m.get('n', 0) + m['not_estimable']})."
+            if m.get("not_estimable")
+            else "."
+        ),
         "",
         "| model | estimated ms | measured ms (min of rounds) | error | rounds spread | status |",
         "|---|---:|---:|---:|---:|---|",

@@ -159,6 +159,23 @@ def test_evaluate_models_measures_and_compares(tiny: dict[str, Any]) -> None:
     assert len(report.to_eval_report().models) == 2
 
 
+def test_evaluate_models_reuses_cached_measurements(tiny: dict[str, Any]) -> None:
+    report = evaluate_models(
+        "host-cpu",
+        [MODELS / "hand_recrop.tflite", MODELS / "sine_float.tflite"],
+        tiny["url"],
+        measured={"hand_recrop": [0.9, 0.8, 1.0]},
+        statistic="cached",
+        repeats=3,
+        warmup=1,
+        measure_rounds=2,
+    )
+    cached, fresh = report.checks
+    assert cached.measured_ms == 0.8 and len(cached.measured_rounds_ms) == 3
+    assert fresh.status == "ok" and len(fresh.measured_rounds_ms) == 2  # not cached: measured
+    assert report.statistic == "cached" and report.metrics["n"] == 2
+
+
 def test_cli_calibrate_resumes_and_prints_a_summary(tiny: dict[str, Any], capsys: Any) -> None:
     code = main(["calibrate", "host-cpu", "--minutes", "1", "--db", tiny["url"],
                  "--work-dir", str(tiny["root"] / "work"), "--max-models", "3",
@@ -250,6 +267,46 @@ def test_whole_model_term_recovers_how_kernels_compose() -> None:
     assert fit_whole_term(rows[:3], ys[:3]).scale == 1.0  # too few networks: plain sum
 
 
+def test_whole_model_term_learns_an_int8_scale_and_a_signed_per_kernel_term() -> None:
+    rng = np.random.default_rng(1)
+    f, i8, n = rng.uniform(0.5, 5, 14), rng.uniform(0, 0.2, 14), rng.integers(10, 150, 14)
+    rows = [[a, 0.0, float(c), b] for a, b, c in zip(f, i8, n, strict=True)]
+    ys = [1.05 * a + 0.5 * b - 0.0002 * c for a, _, c, b in rows]
+    term = fit_whole_term(rows, ys, (0, 2, 3))
+    assert (term.scale, term.int8_scale, term.per_kernel_ms) == pytest.approx(
+        (1.05, 0.5, -0.0002), rel=1e-3
+    )
+    assert term.kernel_ms(0.001, 0.0, True) == pytest.approx(0.0005)  # int8: its own scale
+    assert term.kernel_ms(0.001, 0.0, False) == pytest.approx(0.00085)
+    assert term.kernel_ms(1e-5, 0.0, False) == pytest.approx(1e-6)  # never below 10 % of base
+    plain_int8 = fit_whole_term(rows, ys, (0,))
+    assert plain_int8.int8_scale == plain_int8.scale  # without column 3: int8 like float
+
+
+@pytest.mark.parametrize("net", [("blaze", 0.5, 64, "float16"), ("kws", 1.0, 9, "int8")])
+def test_synthetic_networks_are_valid_models_that_litert_runs(
+    net: tuple[str, float, int, str], tmp_path: Path
+) -> None:
+    from tflat.bench import get_runner
+    from tflat.calibrate.networks import build_network, network_key
+
+    path = tmp_path / "net.tflite"
+    path.write_bytes(build_network(*net))
+    graph = read_model(path)
+    types = {op.type for op in graph.ops}
+    if net[0] == "blaze":
+        assert {"PRELU", "DEQUANTIZE", "PAD", "ADD", "HARD_SWISH"} <= types
+    else:
+        assert {"QUANTIZE", "CONCATENATION", "DEPTHWISE_CONV_2D"} <= types
+    assert network_key(*net).startswith("synthetic:")
+    runner = get_runner("host-cpu", threads=1)
+    try:
+        m = runner.measure(path, RunSettings(delegate="xnnpack", threads=1, repeats=2, warmup=1))
+    finally:
+        runner.close()
+    assert m.ok, m.error
+
+
 def test_prior_models_phase_samples_the_layers_of_real_models() -> None:
     import tomllib
 
@@ -303,3 +360,33 @@ def test_specs_measured_while_the_device_was_slow_are_measured_again(tmp_path: P
         fast_ms = 0.02 + sum(op.flops for op in read_model(r.model_file).ops) / 5e7
         if speed.factor(r.created_at) > 1.15:  # still dated in a slow stretch: must be re-taken
             assert r.min_ms == pytest.approx(fast_ms)
+
+
+def test_cli_evaluate_models_estimates_and_measures_each(
+    tiny: dict[str, Any], tmp_path: Path, capsys: Any
+) -> None:
+    import json as _json
+    import shutil
+
+    from tflat.cli import main as cli_main
+
+    folder = tmp_path / "real"
+    folder.mkdir()
+    for name in ("hand_recrop.tflite", "sine_float.tflite"):
+        shutil.copy(Path(__file__).parent / "models" / name, folder / name)
+    plot = tmp_path / "plot.svg"
+    code = cli_main(
+        ["evaluate", "--device", "host-cpu", "--db", tiny["url"], "--models", str(folder),
+         "--rounds", "1", "--format", "json", "--plot", str(plot)]
+    )  # fmt: skip
+    assert code == 0
+    report = _json.loads(capsys.readouterr().out)
+    assert report["device"] == "host-cpu"
+    assert sorted(m["model"] for m in report["models"]) == ["hand_recrop", "sine_float"]
+    for m in report["models"]:
+        assert m["status"] == "ok"
+        assert m["measured_ms"] > 0 and m["estimated_ms"] > 0
+    assert report["metrics"]["n"] == 2
+    assert plot.exists() or plot.with_suffix(".png").exists()
+    assert cli_main(["evaluate", "--device", "host-cpu", "--db", tiny["url"],
+                     "--models", str(tmp_path / "missing")]) == 1  # fmt: skip

@@ -275,7 +275,7 @@ def fit_whole_model(
 
     from tflat.predict.cpu_features import WHOLE_VARIANTS, fit_whole_term, whole_term_ms
 
-    rows, ys = predictor.whole_rows(networks)
+    rows, ys, kernels = predictor.whole_rows(networks)
     scores: dict[str, float] = {}
     for name, terms in WHOLE_VARIANTS.items():
         if len(rows) < 5 and terms:
@@ -283,7 +283,7 @@ def fit_whole_model(
         errs = []
         for i in range(len(rows)):
             t = fit_whole_term(rows[:i] + rows[i + 1 :], ys[:i] + ys[i + 1 :], terms)
-            errs.append(abs(whole_term_ms(t, rows[i]) / ys[i] - 1.0))
+            errs.append(abs(whole_term_ms(t, kernels[i]) / ys[i] - 1.0))
         if errs:
             scores[name] = float(100 * np.mean(errs))
     best = min(scores.values(), default=math.inf)

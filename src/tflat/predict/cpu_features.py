@@ -262,21 +262,40 @@ class WholeModelTerm:
 
     kernel time in a model = ``scale * base + cache_scale * base * pressure + per_kernel_ms``
     where ``pressure = log2(1 + working set / 256 KiB)``: a one-op benchmark reruns on warm
-    caches, inside a network big tensors are evicted between layers.
+    caches, inside a network big tensors are evicted between layers. A quantized (int8)
+    kernel takes ``int8_scale * base`` instead: its base comes from float single-op models,
+    and int8 kernels run faster. ``per_kernel_ms`` is signed (inside one delegate subgraph a
+    float kernel skips per-op costs its one-op model paid) and for float kernels only, so
+    float and int8 networks are fitted by separate terms; a kernel never drops below
+    :data:`MIN_KERNEL_SHARE` of its base.
     """
 
     scale: float = 1.0
     cache_scale: float = 0.0
     per_kernel_ms: float = 0.0
     fitted_on: int = 0
+    int8_scale: float = 1.0
+
+    def kernel_ms(self, base_ms: float, pressure: float, int8: bool) -> float:
+        if int8:
+            return base_ms * self.int8_scale
+        factor = self.scale + self.cache_scale * pressure
+        return max(base_ms * factor + self.per_kernel_ms, MIN_KERNEL_SHARE * base_ms)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "scale": self.scale,
             "cache_scale": self.cache_scale,
             "per_kernel_ms": self.per_kernel_ms,
+            "int8_scale": self.int8_scale,
             "fitted_on": self.fitted_on,
         }
+
+
+#: The least share of its single-op time a kernel keeps under a negative per-kernel term.
+MIN_KERNEL_SHARE = 0.1
+#: Bounds of the signed per-kernel term (ms): a few microseconds either way.
+_PER_KERNEL_BOUND_MS = 0.005
 
 
 def cache_pressure(features: Mapping[str, float]) -> float:
@@ -284,38 +303,55 @@ def cache_pressure(features: Mapping[str, float]) -> float:
     return math.log2(1.0 + ws / 262144.0)
 
 
-#: Which terms a whole-model fit may use: 0 the kernel sum, 1 its cache-weighted part,
-#: 2 the kernel count. ``()`` is the plain kernel sum.
+#: Which terms a whole-model fit may use: 0 the float kernel sum, 1 its cache-weighted part,
+#: 2 the float kernel count (signed), 3 the int8 kernel sum (without it int8 kernels count as
+#: float ones). ``()`` is the plain kernel sum.
 WHOLE_VARIANTS: dict[str, tuple[int, ...]] = {
     "plain": (),
     "scale": (0,),
+    "scale+int8": (0, 3),
+    "scale+count": (0, 2),
+    "scale+int8+count": (0, 2, 3),
     "scale+cache": (0, 1),
-    "scale+cache+count": (0, 1, 2),
+    "scale+cache+int8+count": (0, 1, 2, 3),
 }
 
 
 def fit_whole_term(
     rows: Sequence[Sequence[float]], ys: Sequence[float], terms: Sequence[int] = (0, 1, 2)
 ) -> WholeModelTerm:
-    """Relative non-negative least squares of ``ys`` on the chosen columns (``terms``) of the
-    rows of :meth:`CpuPredictor.whole_rows`. Fewer than four networks keep the plain sum."""
+    """Relative least squares of ``ys`` on the chosen columns (``terms``) of the rows of
+    :meth:`CpuPredictor.whole_rows`: scales non-negative, the per-kernel term signed within a
+    few microseconds. Fewer than four networks keep the plain sum."""
     import numpy as np
-    from scipy.optimize import nnls
+    from scipy.optimize import lsq_linear
 
     if len(rows) < 4 or not terms:
         return WholeModelTerm(fitted_on=len(rows))
+    given = np.asarray(rows, dtype=float)
+    x = np.zeros((len(rows), 4))
+    x[:, : min(given.shape[1], 4)] = given[:, :4]
+    if 3 not in terms:  # int8 kernels are scaled like float ones
+        x[:, 0] += x[:, 3]
     cols = list(terms)
-    x, target = np.asarray(rows, dtype=float)[:, cols], np.asarray(ys, dtype=float)
-    scale = np.maximum(x.max(axis=0), 1e-12)
-    coef, _ = nnls((x / scale) / target[:, None], np.ones_like(target))
-    full = np.zeros(3)
-    full[cols] = coef / scale
-    return WholeModelTerm(float(full[0]), float(full[1]), float(full[2]), len(rows))
+    target = np.asarray(ys, dtype=float)
+    a = x[:, cols]
+    norm = np.maximum(np.abs(a).max(axis=0), 1e-12)
+    low = np.array([-_PER_KERNEL_BOUND_MS if c == 2 else 0.0 for c in cols]) * norm
+    high = np.array([_PER_KERNEL_BOUND_MS if c == 2 else np.inf for c in cols]) * norm
+    fit = lsq_linear((a / norm) / target[:, None], np.ones_like(target), bounds=(low, high))
+    full = np.zeros(4)
+    full[cols] = fit.x / norm
+    int8 = full[3] if 3 in terms else full[0]
+    return WholeModelTerm(
+        float(full[0]), float(full[1]), float(full[2]), len(rows), int8_scale=float(int8)
+    )
 
 
-def whole_term_ms(term: WholeModelTerm, row: Sequence[float]) -> float:
-    """A network's kernel time under ``term`` (``row`` as in :meth:`CpuPredictor.whole_rows`)."""
-    return term.scale * row[0] + term.cache_scale * row[1] + term.per_kernel_ms * row[2]
+def whole_term_ms(term: WholeModelTerm, kernels: Sequence[tuple[float, float, bool]]) -> float:
+    """A network's kernel time under ``term``; ``kernels`` as in :meth:`CpuPredictor.whole_rows`
+    (base ms, cache pressure, int8) of every non-free kernel."""
+    return sum(term.kernel_ms(ms, p, q) for ms, p, q in kernels)
 
 
 #: Fallbacks for kernels whose op type has no regressor of its own.
@@ -377,23 +413,29 @@ class CpuPredictor:
             provenance=dict(prov),
         )
 
-    def base_times(self, graph: Graph) -> tuple[tuple[Kernel, ...], list[tuple[str, float, float]]]:
-        """Kernels and, per kernel, (model key, single-op ms, cache pressure); free ones 0 ms."""
+    def base_times(
+        self, graph: Graph
+    ) -> tuple[tuple[Kernel, ...], list[tuple[str, float, float, bool]]]:
+        """Kernels and, per kernel, (model key, single-op ms, cache pressure, int8); free ones
+        0 ms. A kernel is int8 when its main op reads or writes an int8 tensor."""
         from tflat.gpu import partition
 
         kernels = partition(graph, rules=self.rules)
         rows = kernel_rows(graph, kernels)
-        out: list[tuple[str, float, float]] = []
+        by_index = {op.index: op for op in graph.ops}
+        out: list[tuple[str, float, float, bool]] = []
         for k, (op_type, feats) in zip(kernels, rows, strict=True):
             if k.kind == "free":
-                out.append(("", 0.0, 0.0))
+                out.append(("", 0.0, 0.0, False))
                 continue
+            op = by_index[k.main_op]
+            int8 = any(t.dtype in ("int8", "uint8") for t in (*op.inputs, *op.outputs))
             key, model = self._model_for(op_type, k.kind)
             if model is None:
                 raise PredictorError(f"{self.device}: no model for {op_type} ({k.kind})")
             if key != model_key(op_type):
                 log.info("%s kernel %d %s: model %s used", graph.name, k.index, op_type, key)
-            out.append((key, float(model.predict([feats])[0]), cache_pressure(feats)))
+            out.append((key, float(model.predict([feats])[0]), cache_pressure(feats), int8))
         return kernels, out
 
     def predict_graph(self, graph: Graph) -> GraphPrediction:
@@ -405,11 +447,11 @@ class CpuPredictor:
         w = self.whole
         times: list[KernelTime] = []
         var_low = var_high = 0.0
-        for k, (key, ms0, pressure) in zip(kernels, base, strict=True):
+        for k, (key, ms0, pressure, int8) in zip(kernels, base, strict=True):
             if k.kind == "free":
                 times.append(KernelTime(0.0, 0.0, 0.0))
                 continue
-            ms = ms0 * (w.scale + w.cache_scale * pressure) + w.per_kernel_ms
+            ms = w.kernel_ms(ms0, pressure, int8)
             lo_r, hi_r = self.spread.get(key, (0.8, 1.25))
             lo, hi = ms * min(lo_r, 1.0), ms * max(hi_r, 1.0)
             var_low += (ms - lo) ** 2
@@ -432,24 +474,28 @@ class CpuPredictor:
 
     def whole_rows(
         self, networks: Sequence[tuple[Graph, float]]
-    ) -> tuple[list[list[float]], list[float]]:
-        """Per network: [sum of kernel ms, cache-weighted sum, kernel count] and measured ms
-        minus the invoke overhead (the target of :func:`fit_whole_term`)."""
-        rows, ys = [], []
+    ) -> tuple[list[list[float]], list[float], list[list[tuple[float, float, bool]]]]:
+        """Per network: [float kernel ms, its cache-weighted sum, float kernel count, int8
+        kernel ms], measured ms minus the invoke overhead (the target of :func:`fit_whole_term`) and
+        the (base ms, pressure, int8) of each non-free kernel (for :func:`whole_term_ms`)."""
+        rows, ys, per_kernel = [], [], []
         for graph, measured in networks:
             kernels, base = self.base_times(graph)
-            s = sum(ms for _, ms, _ in base)
-            c = sum(ms * p for _, ms, p in base)
-            n = sum(1 for k in kernels if k.kind != "free")
+            parts = [(ms, p, q) for k, (_, ms, p, q) in zip(kernels, base, strict=True)
+                     if k.kind != "free"]  # fmt: skip
+            f = sum(ms for ms, _, q in parts if not q)
+            c = sum(ms * p for ms, p, q in parts if not q)
+            i8 = sum(ms for ms, _, q in parts if q)
             left = measured - self.invoke_overhead_ms
-            if s > 0 and left > 0:
-                rows.append([s, c, float(n)])
+            if f + i8 > 0 and left > 0:
+                rows.append([f, c, float(sum(1 for _, _, q in parts if not q)), i8])
                 ys.append(left)
-        return rows, ys
+                per_kernel.append(parts)
+        return rows, ys, per_kernel
 
     def fit_whole(self, networks: Sequence[tuple[Graph, float]]) -> WholeModelTerm:
         """Fit the whole-model term on measured (graph, ms) networks; sets and returns it."""
-        rows, ys = self.whole_rows(networks)
+        rows, ys, _ = self.whole_rows(networks)
         self.whole = fit_whole_term(rows, ys)
         return self.whole
 
@@ -490,6 +536,8 @@ class CpuPredictor:
                     float(wm.get("cache_scale", 0.0)),
                     float(wm.get("per_kernel_ms", 0.0)),
                     int(wm.get("fitted_on", 0)),
+                    # bundles written before int8 kernels had their own scale: same as float
+                    float(wm.get("int8_scale", wm.get("scale", 1.0))),
                 ),
                 provenance=bundle.get("provenance", {}),
             )
