@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from tflat.errors import SpecError
 
 #: The kernel kinds every rule set maps ops to; the predictors have one family per kind.
 KINDS = (
@@ -54,3 +59,13 @@ class Kernel:
             "on_gpu": self.on_gpu,
             "note": self.note,
         }
+
+
+def read_rules(name: str, what: str = "delegate") -> dict[str, Any]:
+    """The rules shipped as ``tflat/gpu/rules/<name>.toml``, parsed; unknown name -> SpecError."""
+    res = resources.files("tflat.gpu").joinpath("rules", f"{name}.toml")
+    try:
+        text = res.read_text(encoding="utf-8")
+    except (FileNotFoundError, OSError) as exc:
+        raise SpecError(f"no {what} rules named {name!r}") from exc
+    return tomllib.loads(text)

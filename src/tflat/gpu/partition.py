@@ -12,15 +12,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 from typing import Any
 
 from tflat.errors import SpecError
-from tflat.gpu.kernel import Kernel
+from tflat.gpu.kernel import Kernel, read_rules
 from tflat.model.cost import ELEMENTWISE
 from tflat.model.ops import Graph, Op
 
@@ -82,12 +80,7 @@ class GpuRules:
 @lru_cache(maxsize=4)
 def load_gpu_rules(name: str = "tflite_gpu") -> GpuRules:
     """The rules shipped as ``tflat/gpu/rules/<name>.toml``."""
-    res = resources.files("tflat.gpu").joinpath("rules", f"{name}.toml")
-    try:
-        text = res.read_text(encoding="utf-8")
-    except (FileNotFoundError, OSError) as exc:
-        raise SpecError(f"no delegate rules named {name!r}") from exc
-    return GpuRules.from_dict(tomllib.loads(text))
+    return GpuRules.from_dict(read_rules(name))
 
 
 def conv_constants_chosen(

@@ -13,14 +13,13 @@ are data (``rules/xnnpack.toml``); this module applies them and returns the same
 from __future__ import annotations
 
 import logging
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from tflat.errors import SpecError
+from tflat.gpu.kernel import read_rules
 
 if TYPE_CHECKING:
     from tflat.gpu.kernel import Kernel
@@ -80,12 +79,7 @@ class XnnpackRules:
 @lru_cache(maxsize=4)
 def load_rules(name: str = RULES_NAME) -> XnnpackRules:
     """The rules shipped as ``tflat/gpu/rules/<name>.toml``."""
-    res = resources.files("tflat.gpu").joinpath("rules", f"{name}.toml")
-    try:
-        text = res.read_text(encoding="utf-8")
-    except (FileNotFoundError, OSError) as exc:
-        raise SpecError(f"no CPU delegate rules named {name!r}") from exc
-    return XnnpackRules.from_dict(tomllib.loads(text))
+    return XnnpackRules.from_dict(read_rules(name, "CPU delegate"))
 
 
 def static_tensors(
