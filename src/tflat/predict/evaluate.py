@@ -133,12 +133,7 @@ def evaluate_families(
         method=f"family-held-out, {len(folds)} folds",
         folds=len(folds),
         models=tuple(results),
-        model_metrics=accuracy(
-            [r.measured_ms for r in results],
-            [r.predicted_ms for r in results],
-            [r.low_ms for r in results],
-            [r.high_ms for r in results],
-        ),
+        model_metrics=_model_accuracy(results),
         op_metrics=accuracy(op_m, op_p, op_lo, op_hi),
         op_unseen_metrics=accuracy(
             np.asarray(op_m)[unseen], np.asarray(op_p)[unseen],
@@ -197,12 +192,7 @@ def evaluate_predictor_on_rows(predictor: Predictor, data: UscData, label: str =
         "from their kernel lists",
         folds=0,
         models=tuple(results),
-        model_metrics=accuracy(
-            [r.measured_ms for r in results],
-            [r.predicted_ms for r in results],
-            [r.low_ms for r in results],
-            [r.high_ms for r in results],
-        ),
+        model_metrics=_model_accuracy(results),
         op_metrics=accuracy(op_m, op_p, op_lo, op_hi),
         op_unseen_metrics={"n": 0},
     )
@@ -225,12 +215,17 @@ def evaluate_on_models(
         method="trained predictor on stored whole models",
         folds=0,
         models=tuple(results),
-        model_metrics=accuracy(
-            [r.measured_ms for r in results],
-            [r.predicted_ms for r in results],
-            [r.low_ms for r in results],
-            [r.high_ms for r in results],
-        ),
+        model_metrics=_model_accuracy(results),
         op_metrics={"n": 0},
         op_unseen_metrics={"n": 0},
+    )
+
+
+def _model_accuracy(results: Sequence[ModelResult]) -> dict[str, Any]:
+    """Whole-model metrics over ``results`` (measured vs predicted, with intervals)."""
+    return accuracy(
+        [r.measured_ms for r in results],
+        [r.predicted_ms for r in results],
+        [r.low_ms for r in results],
+        [r.high_ms for r in results],
     )
