@@ -20,6 +20,7 @@ from collections import defaultdict
 import numpy as np
 
 from tflat.datasets.usc import DEVICES, load_usc
+from tflat.predict.features import KernelShape
 from tflat.predict.train import GBDT_PARAMS, _fit_kernels, _group_folds, model_parts, parts_features
 from tflat.predict.usc import GPU_CONFIG, device_meta
 from tflat.predict.whole import WholeModelTerm, fit_whole_model
@@ -30,6 +31,10 @@ _ALGO = re.compile(r"^([a-z_]+?)(?:_\d+|$)")
 def _algo(kernel_name: str) -> str:
     m = _ALGO.match(kernel_name)
     return m.group(1) if m else kernel_name
+
+
+def _shape_key(s: KernelShape) -> tuple[object, ...]:
+    return (s.kind, s.h_in, s.cin, s.h_out, s.cout, s.kernel, s.stride, s.groups)
 
 
 def _table(title: str, groups: dict[str, list[float]]) -> None:
@@ -52,12 +57,23 @@ def diagnose(data: object, device: str, n_folds: int) -> None:
     orow = [r for p in parts for r in by_model[p.model]]
     y = np.array([r.latency_ms for r in orow])
     fam = [p.family for p in parts for _ in p.shapes]
+    # The outer folds of the reported figures (evaluate_families: whole families, balanced
+    # by model count), mapped to kernel rows: the op-level figures below are theirs.
+    part_fold = np.zeros(len(parts), dtype=int)
+    for i, (_, te) in enumerate(_group_folds([p.family for p in parts], n_folds)):
+        part_fold[te] = i
+    row_fold = np.array([part_fold[j] for j, p in enumerate(parts) for _ in p.shapes])
     oof = np.zeros(len(y))
-    for tr, te in _group_folds(fam, n_folds):
-        km = _fit_kernels([shapes[i] for i in tr], y[tr], GBDT_PARAMS)
-        oof[te] = km.predict([shapes[i] for i in te])
+    unseen = np.zeros(len(y), dtype=bool)
+    for i in range(int(part_fold.max()) + 1):
+        tr, te = np.where(row_fold != i)[0], np.where(row_fold == i)[0]
+        km = _fit_kernels([shapes[j] for j in tr], y[tr], GBDT_PARAMS)
+        oof[te] = km.predict([shapes[j] for j in te])
+        seen = {_shape_key(shapes[j]) for j in tr}
+        unseen[te] = [_shape_key(shapes[j]) not in seen for j in te]
     err = oof / y - 1
-    print(f"{device}: op MAPE {100 * np.mean(np.abs(err)):.2f} % over {len(y)} kernels")
+    print(f"{device}: op MAPE {100 * np.mean(np.abs(err)):.2f} % over {len(y)} kernels, "
+          f"unseen shapes {100 * np.mean(np.abs(err[unseen])):.2f} % ({unseen.sum()})")  # fmt: skip
     by_algo: dict[str, list[float]] = defaultdict(list)
     by_size: dict[str, list[float]] = defaultdict(list)
     by_fam: dict[str, list[float]] = defaultdict(list)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tflat.gpu.dispatch import conv_dispatch, gpu_facts, simple_dispatch
 from tflat.gpu.partition import GpuRules, conv_constants_chosen, winograd_chosen
 from tflat.model.ops import Graph, Op
 
@@ -62,6 +63,11 @@ FEATURE_NAMES = (
     "grid_util_z",
     "log2_work_groups",
     "conv_constants",
+    "log2_block",
+    "dispatch_util",
+    "log2_waves",
+    "log2_item_steps",
+    "log2_wave_steps",
 )
 
 BYTES_PER_ELEMENT = 2  # fp16 tensors on the GPU
@@ -90,6 +96,8 @@ class KernelShape:
     conv_constants: bool = False
     #: kernel height x width when not square (a 1x256 audio conv); 0: ``kernel`` squared
     kernel_taps: int = 0
+    #: the GPU family whose delegate choices (block size, work groups) the features describe
+    gpu_family: str = "default"
 
     @property
     def taps(self) -> int:
@@ -215,6 +223,41 @@ class _Columns:
         self.util_z = np.where(concat, 1.0, self.slices_out / np.maximum(gz * 4, 1))
         self.work_groups = gx * gy * gz
         self.tasks = c["h_out"] * c["w_out"] * np.where(concat, 1, self.slices_out)
+        self._dispatch(shapes)
+
+    def _dispatch(self, shapes: Sequence[KernelShape]) -> None:
+        """Block, launched work items and waves as the delegate dispatches each kernel on its
+        GPU family (:mod:`tflat.gpu.dispatch`): convolutions by the vendor's ConvPowerVR /
+        ConvolutionMetal choice, other kinds one output per item (a concatenation one pixel
+        per item); a fully connected kernel has no pixel grid (block 1, its output slices)."""
+        c, kinds = self.c, self.kinds
+        n = len(kinds)
+        block, launched, slots = np.ones(n), np.ones(n), np.ones(n)
+        conv = np.isin(kinds, ("conv2d", "grouped_conv2d")) & (c["winograd"] == 0)
+        concat = kinds == "concat"
+        fc = kinds == "fully_connected"
+        w = np.where(fc, 1, c["w_out"])
+        h = np.where(fc, 1, c["h_out"])
+        s = np.where(concat, 1, self.slices_out)
+        families = np.array([sh.gpu_family for sh in shapes])
+        groups = np.maximum(c["groups"], 1)
+        spatial = (c["kernel"] > 1) | (c["stride"] > 1) | (c["kernel_taps"] > 1)
+        for fam in sorted(set(families.tolist())):
+            sel = families == fam
+            plain = simple_dispatch(w[sel], h[sel], s[sel])
+            cv = conv_dispatch(fam, w[sel], h[sel], s[sel], spatial[sel],
+                               np.maximum(1, self.slices_out[sel] / groups[sel]))  # fmt: skip
+            is_conv = conv[sel]
+            block[sel] = np.where(is_conv, cv.block, plain.block)
+            launched[sel] = np.where(is_conv, cv.launched, plain.launched)
+            facts = gpu_facts(fam)
+            slots[sel] = facts.compute_units * facts.wave_size
+        useful = w * h * s
+        self.block = block
+        self.dispatch_util = np.minimum(1.0, useful / np.maximum(launched * block, 1))
+        self.waves = launched / slots
+        self.item_steps = self.loop_steps * block
+        self.wave_steps = np.ceil(np.maximum(self.waves, 1)) * self.item_steps
 
 
 #: Columns of the analytic term; its coefficients are what each costs.
@@ -297,6 +340,11 @@ def feature_matrix(
             cols.util_z,
             _vlog2(cols.work_groups),
             c["conv_constants"],
+            _vlog2(cols.block),
+            cols.dispatch_util,
+            _vlog2(cols.waves),
+            _vlog2(cols.item_steps),
+            _vlog2(cols.wave_steps),
         ]
     )
     return x.reshape(len(shapes), len(FEATURE_NAMES))
@@ -387,6 +435,7 @@ def shape_from_usc(
         winograd=wino,
         flops=f.get("FLOPS", 0),
         conv_constants=constants,
+        gpu_family=gpu_family,
     )
 
 
@@ -460,6 +509,7 @@ def shape_from_kernel(
         and conv_constants_chosen(
             kernel=(kh, kw), groups=main.groups, cin=cin, cout=cout, gpu_family=gpu_family
         ),
+        gpu_family=gpu_family,
     )
 
 
