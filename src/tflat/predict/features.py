@@ -310,14 +310,18 @@ def feature_matrix(
     cols = _Columns(shapes)
     code = {k: i for i, k in enumerate(kinds)}
     c = cols.c
+    # A concatenation copies every slice of every input: its work is its output; how the
+    # channels split among the inputs (the data's "input channels" is the first input's) is
+    # not, so its input-channel columns are 0 and trees do not read it as a wide convolution.
+    cat0 = cols.kinds == "concat"
     x = np.column_stack(
         [
             np.array([code.get(str(k), -1) for k in cols.kinds], dtype=float),
             _vlog2(c["h_in"] * c["w_in"]),
             _vlog2(c["h_out"] * c["w_out"]),
-            _vlog2(c["cin"]),
+            _vlog2(np.where(cat0, 0, c["cin"])),
             _vlog2(c["cout"]),
-            _vlog2(cols.slices_in),
+            _vlog2(np.where(cat0, 0, cols.slices_in)),
             _vlog2(cols.slices_out),
             c["kernel"],
             c["stride"],
@@ -331,7 +335,7 @@ def feature_matrix(
             _vlog2(cols.flops_eff / np.maximum(cols.bytes_moved, 1)),
             cols.padding_ratio,
             np.log2(np.maximum(np.asarray(analytic_ms, dtype=float), 1e-6)),
-            _vlog2(c["cin"] / np.maximum(c["groups"], 1)),
+            _vlog2(np.where(cat0, 0, c["cin"] / np.maximum(c["groups"], 1))),
             _vlog2(cols.tasks),
             _vlog2(cols.weight_bytes),
             _vlog2(cols.out_bytes),
