@@ -34,6 +34,8 @@ class GpuFacts:
     block_per_cu: tuple[float, ...] = ()
     max_group_z: int = 16
     bionic: bool = False
+    reduce_group: int = 256
+    reduce_min_group: int = 64
 
 
 @lru_cache(maxsize=16)
@@ -50,6 +52,8 @@ def gpu_facts(gpu_family: str) -> GpuFacts:
         block_per_cu=tuple(float(v) for v in t.get("block_per_cu", ())),
         max_group_z=int(t.get("max_group_z", 16)),
         bionic=bool(t.get("bionic", False)),
+        reduce_group=int(t.get("reduce_group", 256)),
+        reduce_min_group=int(t.get("reduce_min_group", 64)),
     )
 
 
@@ -214,3 +218,32 @@ def simple_dispatch(w: np.ndarray, h: np.ndarray, slices: np.ndarray) -> Dispatc
 def _odd_divider(n: np.ndarray) -> np.ndarray:
     """Biggest divider of an odd ``n`` up to 8 (7, 5, 3 or 1)."""
     return _biggest_divider(n, 8)
+
+
+def reduce_dispatch(
+    gpu_family: str, h: np.ndarray, w: np.ndarray, slices: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """A mean over H x W (``Reduce``): (work items launched, pixels each one reads).
+
+    The work group doubles along W, then H, while the pixels fill it (up to the vendor's
+    total); if that reaches the vendor's minimum, one group shares each output slice (each
+    item reads a share of the pixels, then a local-memory tree), else one item per slice
+    reads all of them: a 7x7 mean is serial on Adreno and shared on Mali."""
+    facts = gpu_facts(gpu_family)
+    h, w, s = (np.asarray(a, dtype=float) for a in (h, w, slices))
+    wx, wy = _fill(w, facts.reduce_group), np.ones_like(h)
+    wy = _fill(h, np.floor(facts.reduce_group / wx))
+    shared = wx * wy >= facts.reduce_min_group
+    items = np.where(shared, s * wx * wy, s)
+    reads = np.where(shared, _ceil(w, wx) * _ceil(h, wy) + np.log2(wx * wy), h * w)
+    return items, reads
+
+
+def _fill(size: np.ndarray, limit: np.ndarray | float) -> np.ndarray:
+    """The largest power of two <= ``size`` and <= ``limit`` (at least 1)."""
+    out = np.ones_like(size)
+    while True:
+        grow = (size >= out * 2) & (out * 2 <= limit)
+        if not grow.any():
+            return out
+        out = np.where(grow, out * 2, out)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tflat.gpu.dispatch import conv_dispatch, gpu_facts, simple_dispatch
+from tflat.gpu.dispatch import conv_dispatch, gpu_facts, reduce_dispatch, simple_dispatch
 from tflat.gpu.partition import GpuRules, conv_constants_chosen, winograd_chosen
 from tflat.model.ops import Graph, Op
 
@@ -233,6 +233,8 @@ class _Columns:
         c, kinds = self.c, self.kinds
         n = len(kinds)
         block, launched, slots = np.ones(n), np.ones(n), np.ones(n)
+        steps = np.asarray(self.loop_steps, dtype=float).copy()
+        mean = kinds == "mean"
         conv = np.isin(kinds, ("conv2d", "grouped_conv2d")) & (c["winograd"] == 0)
         concat = kinds == "concat"
         fc = kinds == "fully_connected"
@@ -250,13 +252,17 @@ class _Columns:
             is_conv = conv[sel]
             block[sel] = np.where(is_conv, cv.block, plain.block)
             launched[sel] = np.where(is_conv, cv.launched, plain.launched)
+            items, reads = reduce_dispatch(fam, c["h_in"][sel], c["w_in"][sel], s[sel])
+            is_mean = mean[sel]
+            launched[sel] = np.where(is_mean, items, launched[sel])
+            steps[sel] = np.where(is_mean, reads, steps[sel])
             facts = gpu_facts(fam)
             slots[sel] = facts.compute_units * facts.wave_size
-        useful = w * h * s
+        useful = np.where(mean, launched, w * h * s)
         self.block = block
         self.dispatch_util = np.minimum(1.0, useful / np.maximum(launched * block, 1))
         self.waves = launched / slots
-        self.item_steps = self.loop_steps * block
+        self.item_steps = steps * block
         self.wave_steps = np.ceil(np.maximum(self.waves, 1)) * self.item_steps
 
 
@@ -287,6 +293,7 @@ def _analytic_inputs(cols: _Columns) -> np.ndarray:
     out[:, 2] = cols.bytes_moved / 1e6
     conv = np.isin(cols.kinds, ("conv2d", "grouped_conv2d", "concat"))
     out[:, 3] = np.where(conv, cols.loop_steps / 1e3, 0.0)
+    out[:, 3] = np.where(cols.kinds == "mean", cols.item_steps / 1e3, out[:, 3])
     return out
 
 
