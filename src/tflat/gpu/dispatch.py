@@ -38,12 +38,20 @@ class GpuFacts:
     reduce_min_group: int = 64
 
 
+def base_family(gpu_family: str) -> str:
+    """The vendor family of ``"family:model"`` (``"apple:a12"`` -> ``"apple"``): the delegate's
+    kernel choices (Winograd, ConvConstants) are per family, its figures per GPU model."""
+    return gpu_family.split(":", 1)[0]
+
+
 @lru_cache(maxsize=16)
 def gpu_facts(gpu_family: str) -> GpuFacts:
-    """The facts of ``gpu_family`` from the rules (unknown family: the default entry)."""
+    """The facts of ``gpu_family`` (``"adreno"`` or ``"adreno:616"``) from the rules: the
+    family's entry updated by the model's; an unknown family gets the default entry."""
     table: dict[str, Any] = read_rules("tflite_gpu").get("gpu", {})
-    vendor = gpu_family if gpu_family in table else "default"
-    t = table.get(vendor, {})
+    family = base_family(gpu_family)
+    vendor = family if family in table else "default"
+    t = {**table.get(vendor, {}), **table.get(gpu_family, {})}
     return GpuFacts(
         vendor=vendor,
         compute_units=int(t.get("compute_units", 4)),

@@ -16,7 +16,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tflat.gpu.dispatch import conv_dispatch, gpu_facts, reduce_dispatch, simple_dispatch
+from tflat.gpu.dispatch import (
+    base_family,
+    conv_dispatch,
+    gpu_facts,
+    reduce_dispatch,
+    simple_dispatch,
+)
 from tflat.gpu.partition import GpuRules, conv_constants_chosen, winograd_chosen
 from tflat.model.ops import Graph, Op
 
@@ -414,6 +420,7 @@ def shape_from_usc(
         cout = cin
     elif kind == "concat":
         n_inputs, k = max(f.get("Kernel", 2), 1), 1
+    family = base_family(gpu_family)
     wino = kind == "conv2d" and winograd_chosen(
         kernel=(k, k),
         stride=(stride, stride),
@@ -423,11 +430,11 @@ def shape_from_usc(
         cout=cout,
         out_h=h_out,
         out_w=h_out,
-        gpu_family=gpu_family,
+        gpu_family=family,
         rules=rules,
     )
     constants = kind == "conv2d" and conv_constants_chosen(
-        kernel=(k, k), groups=groups, cin=cin, cout=cout, gpu_family=gpu_family, rules=rules
+        kernel=(k, k), groups=groups, cin=cin, cout=cout, gpu_family=family, rules=rules
     )
     return KernelShape(
         kind=kind,
@@ -518,7 +525,11 @@ def shape_from_kernel(
         conv_constants=kind == "conv2d"
         and "winograd" not in name
         and conv_constants_chosen(
-            kernel=(kh, kw), groups=main.groups, cin=cin, cout=cout, gpu_family=gpu_family
+            kernel=(kh, kw),
+            groups=main.groups,
+            cin=cin,
+            cout=cout,
+            gpu_family=base_family(gpu_family),
         ),
         gpu_family=gpu_family,
     )

@@ -8,20 +8,50 @@ from typing import Any
 
 from tflat.datasets.usc import UscData
 from tflat.errors import PredictorError
+from tflat.gpu.partition import load_gpu_rules
 from tflat.predict.bundles import BUNDLED_DEVICES, bundle_json
 
 log = logging.getLogger(__name__)
 
 GPU_CONFIG = "gpu|float"
 
+#: The GPU model of each USC phone, for the delegate's per-GPU figures (compute units; the
+#: ``[gpu."family:model"]`` entries of gpu/rules/tflite_gpu.toml): the iPhone 7's A10 and the
+#: iPhone XS's A12 take different ConvolutionMetal branches, the Adreno 640 has twice the
+#: compute units of the 616.
+USC_GPU_MODEL = {
+    "pixel4": "640",
+    "mi8se": "616",
+    "s10": "g76",
+    "a03s": "ge8320",
+    "iphone7": "a10",
+    "iphonexs": "a12",
+}
+
 
 def device_meta(device: str) -> tuple[dict[str, Any], str]:
+    """The device card and GPU family (``"apple:a12"``: family and model) of a USC phone."""
     meta = BUNDLED_DEVICES.get(device)
     if meta is None:
         known = ", ".join(BUNDLED_DEVICES)
         raise PredictorError(f"no USC data for device {device!r} (known: {known})")
     card = {"id": device, **{k: v for k, v in meta.items() if k != "gpu_family"}}
-    return card, meta["gpu_family"]
+    return card, gpu_family_of(meta["gpu_family"], USC_GPU_MODEL.get(device))
+
+
+def gpu_family_of(family: str, model: str | None) -> str:
+    """``family:model`` when the partition resolves it to the family's own rules, else the
+    family. The string is stored in the bundle and handed to the partition of a real graph,
+    whose Winograd and ConvConstants rules are looked up by that exact string: a model suffix
+    must not lose a family's entry (Adreno has its own), so it is kept only where it cannot."""
+    if not model:
+        return family
+    refined = f"{family}:{model}"
+    rules = load_gpu_rules()
+    same = rules.winograd_thresholds(refined) == rules.winograd_thresholds(family) and (
+        rules.conv_constants.get(refined) == rules.conv_constants.get(family)
+    )
+    return refined if same else family
 
 
 def fit_usc_device(
