@@ -86,10 +86,10 @@ def _ceil(a: np.ndarray, b: np.ndarray | float) -> np.ndarray:
 
 
 def _biggest_divider(n: np.ndarray, max_divider: int) -> np.ndarray:
-    out = np.ones_like(n)
-    for d in range(max_divider, 1, -1):
-        out = np.where((out == 1) & (n % d == 0), d, out)
-    return out
+    """The biggest divider of each ``n`` up to ``max_divider`` (few distinct sizes: per value)."""
+    values, inverse = np.unique(n, return_inverse=True)
+    best = [next(d for d in range(max_divider, 0, -1) if int(v) % d == 0) for v in values]
+    return np.asarray(best, dtype=float)[inverse.reshape(-1)]
 
 
 def _groups_conv(
