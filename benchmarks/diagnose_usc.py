@@ -1,14 +1,16 @@
 """Where do the phone predictors miss? A diagnosis on the USC public data, family held out.
 
-Per device: out-of-fold op-level error by delegate kernel (from the data's kernel names), by
-latency bucket and by family; and the whole-model error when the *measured* op latencies are
-plugged into the whole-model term (fitted and applied on measured times: the ceiling of that
-term), next to the figure with predicted op times. Lighter than the benchmark: one kernel model
-per fold, no inner folds.
+Per device: out-of-fold op-level error (all kernels and op shapes never seen in training) by
+delegate kernel (from the data's kernel names), by latency bucket and by family, on the outer
+folds of benchmarks/accuracy_usc.py (its op-level figures exactly); and the whole-model error
+when the *measured* op latencies are plugged into the whole-model term (fitted and applied on
+measured times: the ceiling of that term), next to the figure with predicted op times. Lighter
+than the benchmark: one kernel model per fold, no inner folds.
 
     python benchmarks/diagnose_usc.py [--devices pixel4,...] [--folds 5]
 
-Prints tables; nothing is written. Every figure is out of fold (whole families held out).
+Prints tables; nothing is written. Every figure is out of fold (whole families held out), and
+every run is a look at the reported test folds: say so when a choice follows from one.
 """
 
 from __future__ import annotations

@@ -4,7 +4,9 @@ The same :class:`KernelShape` is built from a USC per-op row and from a kernel o
 so a predictor trained on one applies to the other. Channels are packed in slices of 4 by the
 GPU delegate (a 3-channel tensor costs as much as a 4-channel one), tensors are fp16 on the GPU,
 and a Winograd convolution does fewer multiplies: the features say so, plus FLOPs, bytes moved
-and arithmetic intensity.
+and arithmetic intensity. How the delegate dispatches the kernel on the shape's GPU family
+(:mod:`tflat.gpu.dispatch`: outputs per work item, idle items of partial blocks and groups,
+waves per compute unit, serial steps of one item) is in the last five columns.
 """
 
 from __future__ import annotations
@@ -283,13 +285,15 @@ ANALYTIC_COLUMNS = (
 
 def analytic_inputs(shapes: Sequence[KernelShape]) -> np.ndarray:
     """Columns of the analytic (roofline-like) term, as in :data:`ANALYTIC_COLUMNS`:
-    [1, GFLOP executed, MB moved, thousands of serial loop steps of a convolution].
+    [1, GFLOP executed, MB moved, thousands of serial loop steps of a convolution or mean].
 
     The last is the critical path of one work item (input slices per group x taps): a
     convolution with few outputs (3x3, 128 -> 32 channels on 7x7) cannot fill the GPU, and its
     time follows that loop rather than its FLOPs. A concatenation gets it too: one work item
     per pixel copies every slice (DenseNet's 7x7 concats of 1000 channels run 49 items of
-    250 steps). For a mean the loop is memory traffic, already in the MB column."""
+    250 steps). A mean's is the pixels one work item reads: all of them when the delegate's
+    Reduce gives each output slice one item (a 7x7 mean on Adreno), a share of them when a
+    work group splits the slice (Mali, Apple)."""
     return _analytic_inputs(_Columns(shapes))
 
 
