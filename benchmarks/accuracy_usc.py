@@ -143,6 +143,13 @@ def main() -> int:
     ap.add_argument("--devices", default=",".join(DEVICES))
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     ap.add_argument("--md-only", action="store_true", help="rewrite the .md from the .json")
+    ap.add_argument(
+        "--no-tune", action="store_true", help="fixed tree settings (GBDT_PARAMS), no inner choice"
+    )
+    ap.add_argument(
+        "--tune-by", choices=("model", "kernel"), default="model",
+        help="inner-fold score that picks the tree setting (see fit_device)",
+    )  # fmt: skip
     args = ap.parse_args()
     if args.md_only:
         write_md(json.loads((args.out / "accuracy_usc.json").read_text()), args.out)
@@ -152,7 +159,9 @@ def main() -> int:
     results = {}
     for dev in args.devices.split(","):
         t0 = time.perf_counter()
-        rep = evaluate_families(data, dev, n_folds=args.folds)
+        rep = evaluate_families(
+            data, dev, n_folds=args.folds, tune=not args.no_tune, tune_by=args.tune_by
+        )
         d = rep.to_dict()
         d["seconds"] = round(time.perf_counter() - t0, 1)
         results[dev] = d
@@ -165,6 +174,7 @@ def main() -> int:
             f"({d['seconds']} s)",
             flush=True,
         )
+        print(f"          inner choices: {d['selections']}", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     payload = {"command": command, "targets": TARGETS, "op_mape_target": OP_MAPE_TARGET,
                "devices": results}  # fmt: skip
