@@ -59,7 +59,7 @@ GBDT_PARAMS: dict[str, Any] = {
     "lambda_l2": 1.0,
 }
 #: Candidate tree settings (overrides of :data:`GBDT_PARAMS`), chosen per training set by the
-#: leave-one-family-out whole-model error of its inner folds (``fit_device(tune=True)``): fewer
+#: out-of-fold kernel error of its inner family folds (``fit_device(tune=True)``): fewer
 #: or more leaves, a stronger penalty with larger leaves, and robust losses on the log ratio
 #: (huber: residuals beyond 0.1, about 10 %, count linearly; l1: the median), because a few
 #: kernels whose profiled time is far off (warm-up, clock changes) pull a least-squares fit.
@@ -419,7 +419,7 @@ def fit_device(
     n_folds: int = 4,
     params: Mapping[str, Any] | None = None,
     tune: bool = True,
-    tune_by: str = "model",
+    tune_by: str = "kernel",
 ) -> dict[str, Any]:
     """Train a predictor bundle (a JSON-ready dict) for one device.
 
