@@ -111,6 +111,56 @@ def test_tree_export_matches_lightgbm() -> None:
     assert np.allclose(ours.predict(x), booster.predict(x))
 
 
+def test_robust_objective_trains_and_exports() -> None:
+    """Inner folds predict with the booster, bundles with the export: both must agree, for
+    the robust losses of the tuning grid too, and the median loss must shrug off outliers."""
+    pytest.importorskip("lightgbm")
+    from tflat.predict.trees import fit_gbdt, train_booster
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(300, 3))
+    y = x[:, 0] + np.where(rng.random(300) < 0.1, 5.0, 0.0)  # a few gross outliers
+    base = {"n_estimators": 60, "min_data_in_leaf": 5}
+    for extra in ({"objective": "huber", "alpha": 0.1}, {"objective": "regression_l1"}):
+        params = {**base, **extra}
+        booster = train_booster(x, y, params)
+        assert np.allclose(fit_gbdt(x, y, params).predict(x), booster.predict(x))
+    clean = y < 4
+    l1 = train_booster(x, y, {**base, "objective": "regression_l1"}).predict(x)
+    l2 = train_booster(x, y, base).predict(x)
+    assert np.median(l1[clean] - x[clean, 0]) < np.median(l2[clean] - x[clean, 0])
+
+
+def test_fused_pair_counts_once_in_the_whole_model_term() -> None:
+    from tflat.predict.whole import merge_fused, model_features
+
+    kinds = ["conv2d", "depthwise_conv2d", "conv2d", "conv2d"]
+    raw = [1.0, 0.05, 0.07, 2.0]
+    weights = [0.1, 0.01, 0.02, 0.3]
+    k, r, w = merge_fused(kinds, np.asarray(raw), np.asarray(weights), [False, True, False, False])
+    assert k == ["conv2d", "conv2d", "conv2d"]
+    assert list(r) == pytest.approx([1.0, 0.06, 2.0]) and list(w) == pytest.approx([0.1, 0.03, 0.3])
+    f = model_features(kinds, raw, 0, 0.0, 0, weights, [False, True, False, False])
+    assert f["listed_kernels"] == 3 and f["listed_kernel_sum_ms"] == pytest.approx(3.06)
+    assert model_features(kinds, raw, 0, 0.0, 0, weights)["listed_kernels"] == 4
+
+
+def test_node_ids_and_unlisted_bytes() -> None:
+    from tflat.predict.features import KernelShape
+    from tflat.predict.train import _nodes, _unlisted_mb
+
+    assert _nodes("depthwise_conv_plus_1x1_conv_5_6_7_linked_:_add_8") == [5, 6, 7, 8]
+    assert _nodes("convolution_winograd_4x4_6x6_1") == [1]
+    assert _nodes("convolution_2d_grouped_4_linked_:_relu_5") == [4, 5]
+    dw = KernelShape("depthwise_conv2d", 28, 28, 72, 28, 28, 72, kernel=5, groups=72)
+    fc = KernelShape("fully_connected", 1, 1, 24, 1, 1, 72)
+    conv = KernelShape("conv2d", 28, 28, 72, 28, 28, 40)
+    nodes = [(23, dw), (28, fc), (32, conv)]
+    # an unlisted op writes the output of the listed kernel before it
+    assert _unlisted_mb(24, nodes) == pytest.approx(28 * 28 * 72 * 2 / 1e6)
+    assert _unlisted_mb(31, nodes) == pytest.approx(72 * 2 / 1e6)
+
+
 def _small_usc(folder: Path) -> Path:
     """A real subset of the USC files (a few families) for fast end-to-end runs."""
     src = default_folder()
@@ -130,7 +180,7 @@ def test_fit_device_roundtrips_json(tmp_path: Path) -> None:
     from tflat.predict.usc import fit_usc_device
 
     data = load_usc(_small_usc(tmp_path / "usc"))
-    bundle = fit_usc_device(data, "mi8se", params={"n_estimators": 60})
+    bundle = fit_usc_device(data, "mi8se", params={"n_estimators": 60}, tune_by="model")
     again = Predictor(json.loads(json.dumps(bundle)))
     assert again.device == "mi8se" and bundle["training_rows"]["models"] == 18
     wm = bundle["whole_model"]
@@ -138,6 +188,12 @@ def test_fit_device_roundtrips_json(tmp_path: Path) -> None:
     assert f"{wm['design']}/{wm['fitted_on']}" in wm["selection_mape_pct"]
     assert set(wm["coef"]) == set(wm["features"])
     assert scale > 0.5 and wm["log_interval"][0] < 0 < wm["log_interval"][1]
+    # the tree settings were chosen on the inner family folds: the lowest whole-model error
+    sel = bundle["gbdt_selection"]
+    scores = {k: v["model_oof_mape_pct"] for k, v in sel["candidates"].items()}
+    assert sel["chosen"] == min(scores, key=lambda k: scores[k]) and len(scores) > 1
+    assert bundle["metrics"]["model_oof_mape_pct"] == pytest.approx(scores[sel["chosen"]])
+    assert bundle["gbdt_params"]["n_estimators"] == 60  # a fixed param overrides every candidate
 
 
 @pytest.mark.slow

@@ -158,3 +158,45 @@ def test_names_and_widths() -> None:
     with pytest.raises(SpecError, match="no width variants"):
         build_model("densenet121", width=0.5)
     assert [round_channels(c) for c in (18, 30, 5.6, 120)] == [24, 32, 8, 120]
+
+
+@pytest.mark.parametrize(
+    "name", ["mobilenet_wd4", "mobilenetv2_wd4", "mobilenetv3_large_w7d20", "mobilenet_w1"]
+)
+def test_metal_fuses_the_thin_pairs_the_iphone_rows_show(name: str) -> None:
+    """On Apple GPUs the delegate runs a thin depthwise conv and the 1x1 conv after it as one
+    kernel (depthwise_conv_plus_1x1_conv): the partition must find the pairs the iPhone rows
+    name, and training must count that graph's unlisted kernels and merged pads as it does."""
+    from tflat.datasets.usc import load_usc
+    from tflat.gpu import partition
+    from tflat.gpu.partition import FUSED_PAIR_NAME
+    from tflat.predict.features import LISTED_KINDS
+    from tflat.predict.train import model_parts
+
+    _csv("tflite_cnn_ops_gpu.csv")  # skips without the data
+    data = load_usc(USC_DIR)
+    ops = [r for r in data.ops_for("iphone7") if r.model == name]
+    (mp,) = model_parts(ops, [], "apple")
+    kernels = partition(_graph(name)[0], rules="tflite_gpu", gpu_family="apple")
+    fused = [k for k in kernels if k.name == FUSED_PAIR_NAME]
+    assert len(fused) == 2 * sum(mp.fused_next)
+    assert all(k.kind == "depthwise_conv2d" for k in fused[::2])
+    unlisted = [k for k in kernels if k.kind != "free" and k.kind not in LISTED_KINDS]
+    merged = [k for k in kernels if "merged as padding" in k.note]
+    assert (mp.unlisted_ops, mp.merged_pads) == (len(unlisted), len(merged))
+    adreno = partition(_graph(name)[0], rules="tflite_gpu", gpu_family="adreno")
+    assert not any(k.name == FUSED_PAIR_NAME for k in adreno)
+
+
+def test_fused_pair_is_priced_as_one_launch_and_rows_add_up() -> None:
+    from tflat.gpu.partition import FUSED_PAIR_NAME
+    from tflat.predict import load_predictor
+
+    pred = load_predictor("iphone7")
+    gp = pred.predict_graph(_graph("mobilenetv2_wd4")[0])
+    pair = [i for i, k in enumerate(gp.kernels) if k.name == FUSED_PAIR_NAME]
+    assert len(pair) == 2 and pair[1] == pair[0] + 1
+    a, b = (gp.kernel_times[i].latency_ms for i in pair)
+    assert a == pytest.approx(b) and a > 0
+    total = sum(t.latency_ms for t in gp.kernel_times) + gp.overhead_ms
+    assert gp.total_ms == pytest.approx(total)

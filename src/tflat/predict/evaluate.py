@@ -56,6 +56,8 @@ class EvalReport:
     op_metrics: dict[str, Any]
     op_unseen_metrics: dict[str, Any]
     families: dict[str, list[str]] = field(default_factory=dict)
+    #: per outer fold, what the inner folds chose: tree setting and whole-model design
+    selections: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -66,6 +68,7 @@ class EvalReport:
             "op_level": self.op_metrics,
             "op_level_unseen_shapes": self.op_unseen_metrics,
             "families": self.families,
+            "selections": self.selections,
             "models": [m.to_dict() for m in self.models],
         }
 
@@ -93,20 +96,21 @@ def evaluate_families(
     op_hi: list[float] = []
     op_unseen: list[bool] = []
     fam_folds: dict[str, list[str]] = {}
+    selections: dict[str, dict[str, str]] = {}
     for i, (train_idx, test_idx) in enumerate(folds):
         train = {parts[j].model for j in train_idx}
         fam_folds[f"fold{i}"] = sorted({parts[j].family for j in test_idx})
         log.info("%s fold %d: testing %s", device, i, fam_folds[f"fold{i}"])
-        pred = Predictor(
-            fit_usc_device(data, device, models=train, n_folds=inner_folds, **fit_kwargs)
-        )
+        bundle = fit_usc_device(data, device, models=train, n_folds=inner_folds, **fit_kwargs)
+        selections[f"fold{i}"] = _selection(bundle)
+        pred = Predictor(bundle)
         seen = {_shape_key(s) for j in train_idx for s in parts[j].shapes}
         for j in test_idx:
             mp = parts[j]
             raw = pred.predict_shapes(mp.shapes)
             total = pred.total_from_parts(
                 raw, mp.unlisted_ops, mp.unlisted_mb, [s.kind for s in mp.shapes],
-                mp.merged_pads, [s.weight_bytes / 1e6 for s in mp.shapes],
+                mp.merged_pads, [s.weight_bytes / 1e6 for s in mp.shapes], mp.fused_next,
             )  # fmt: skip
             lo, hi = pred.whole.log_interval
             results.append(
@@ -140,7 +144,17 @@ def evaluate_families(
             np.asarray(op_lo)[unseen], np.asarray(op_hi)[unseen],
         ),
         families=fam_folds,
+        selections=selections,
     )  # fmt: skip
+
+
+def _selection(bundle: dict[str, Any]) -> dict[str, str]:
+    """What a bundle's inner folds chose (older bundles have no tree selection)."""
+    wm = bundle.get("whole_model", {})
+    return {
+        "gbdt": str(bundle.get("gbdt_selection", {}).get("chosen", "default")),
+        "whole_model": f"{wm.get('design', '?')}/{wm.get('fitted_on', '?')}",
+    }
 
 
 def evaluate_predictor_on_rows(predictor: Predictor, data: UscData, label: str = "") -> EvalReport:
@@ -173,7 +187,7 @@ def evaluate_predictor_on_rows(predictor: Predictor, data: UscData, label: str =
         kinds = [s.kind for s in mp.shapes]
         total = predictor.total_from_parts(
             raw, mp.unlisted_ops, mp.unlisted_mb, kinds, mp.merged_pads,
-            [s.weight_bytes / 1e6 for s in mp.shapes],
+            [s.weight_bytes / 1e6 for s in mp.shapes], mp.fused_next,
         )  # fmt: skip
         results.append(
             ModelResult(mp.model, mp.family, float(mp.measured_ms or 0.0), total,

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
-import re
+import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -43,7 +43,7 @@ from tflat.predict.features import (
     shape_from_usc,
 )
 from tflat.predict.predictor import BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, Predictor, proxy_shape
-from tflat.predict.trees import fit_gbdt
+from tflat.predict.trees import fit_gbdt, train_booster
 from tflat.predict.whole import fit_whole_model, model_features, nnls_relative
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,25 @@ GBDT_PARAMS: dict[str, Any] = {
     "bagging_freq": 1,
     "lambda_l2": 1.0,
 }
+#: Candidate tree settings (overrides of :data:`GBDT_PARAMS`), chosen per training set by the
+#: out-of-fold kernel error of its inner family folds (``fit_device(tune=True)``): fewer
+#: or more leaves, a stronger penalty with larger leaves, and robust losses on the log ratio
+#: (huber: residuals beyond 0.1, about 10 %, count linearly; l1: the median), because a few
+#: kernels whose profiled time is far off (warm-up, clock changes) pull a least-squares fit.
+GBDT_GRID: dict[str, dict[str, Any]] = {
+    "default": {},
+    "leaves7": {"num_leaves": 7},
+    "leaves31": {"num_leaves": 31, "min_data_in_leaf": 10},
+    "regularised": {"lambda_l2": 10.0, "min_data_in_leaf": 20},
+    "huber": {"objective": "huber", "alpha": 0.1},
+    "l1": {"objective": "regression_l1"},
+}
 INTERVAL = 0.8
+#: How ``fit_device(tune_by=...)`` scores a tree setting on the inner family folds.
+TUNE_RULES = {
+    "model": "lowest leave-one-family-out whole-model MAPE on the inner family folds",
+    "kernel": "lowest out-of-fold kernel MAPE on the inner family folds",
+}
 #: Kinds whose analytic term is fitted together with a richer kind: grouped convolutions come
 #: from few families whose FLOPs hardly vary (ResNeXt), too little to separate launch cost
 #: from throughput; the dense convolution's rows pin both down, the trees correct the rest.
@@ -78,13 +96,31 @@ class ModelParts:
     #: unlisted nodes right before a spatial conv or pool: the converter's explicit PADs,
     #: which the delegate merges into that kernel's padding (not counted in ``unlisted_ops``)
     merged_pads: int = 0
-
-
-_NODE = re.compile(r"_(\d+)(?=_linked_|$)")
+    #: per shape, whether it runs in one kernel with the next shape (Metal's
+    #: depthwise_conv_plus_1x1_conv: both rows carry that kernel's name and time); empty: none
+    fused_next: tuple[bool, ...] = ()
 
 
 def _nodes(kernel_name: str) -> list[int]:
-    return [int(n) for n in _NODE.findall(kernel_name)]
+    """Graph node ids in a delegate kernel name: every all-digit ``_``-separated token
+    ("depthwise_conv_plus_1x1_conv_5_6_7_linked_:_add_8" -> 5, 6, 7, 8; "4x4" is no id)."""
+    return [int(t) for t in kernel_name.split("_") if t.isdigit()]
+
+
+def _unlisted_mb(node: int, main_nodes: Sequence[tuple[int, KernelShape]]) -> float:
+    """MB (fp16, slices of 4) an unlisted op writes, taken as the output of the listed kernel
+    before it, the tensor such an op works on.
+
+    A squeeze-and-excitation block's broadcast MUL comes right after a fully connected kernel
+    yet writes the whole feature map (the next conv's input); counting that map instead was
+    tried and made the family-held-out figures worse (a03s 4.34 -> 5.55 % model MAPE: RegNetY's
+    SE blocks priced too high), so the rule stays as the term was fitted with.
+    """
+    before = [s for n, s in main_nodes if n < node]
+    ref = before[-1] if before else (main_nodes[0][1] if main_nodes else None)
+    if ref is None:
+        return 0.0
+    return ref.h_out * ref.w_out * 4 * ref.slices_out * 2 / 1e6
 
 
 def model_parts(
@@ -97,9 +133,10 @@ def model_parts(
 
     Kernel names carry the delegate's node ids ("convolution_2d_3_linked_:_relu_4"): ids below
     the largest that no kernel mentions are ops the data does not list (standalone element-wise,
-    merged pads, reshapes). Their bytes are taken as the output of the listed kernel before
-    them, the tensor such an op works on. The same quantities exist for a real graph
-    (:meth:`Predictor.predict_graph`): kernels of kinds the per-kernel models do not cover.
+    merged pads, reshapes); their bytes come from :func:`_unlisted_mb`. Two consecutive rows
+    with one kernel name are one fused kernel (``fused_next``). The same quantities exist for
+    a real graph (:meth:`Predictor.predict_graph`): kernels of kinds the per-kernel models do
+    not cover.
     """
     gpu_rules = load_gpu_rules(rules) if rules != "xnnpack" else None
     by_model: dict[str, list[UscOpRow]] = defaultdict(list)
@@ -114,6 +151,11 @@ def model_parts(
             shape_from_usc(r.operation, r.feature, r.kernel_name, gpu_family, gpu_rules)
             for r in rows
         ]
+        names = [r.kernel_name for r in rows]
+        fused_next = tuple(
+            i + 1 < len(names) and names[i + 1] == name and bool(_nodes(name))
+            for i, name in enumerate(names)
+        )
         seen: set[int] = set()
         main_nodes: list[tuple[int, KernelShape]] = []
         for r, s in zip(rows, shapes, strict=True):
@@ -124,7 +166,9 @@ def model_parts(
         unlisted_ops, unlisted_mb, merged_pads = 0, 0.0, 0
         if seen:
             main_nodes.sort(key=lambda p: p[0])
-            main_at = dict(main_nodes)
+            main_at: dict[int, KernelShape] = {}
+            for n, s in main_nodes:  # a fused kernel's first row (its depthwise conv) reads
+                main_at.setdefault(n, s)
             for node in range(max(seen) + 1):
                 if node in seen:
                     continue
@@ -137,10 +181,7 @@ def model_parts(
                     # links it: one kernel, one launch
                     continue
                 unlisted_ops += 1
-                before = [s for n, s in main_nodes if n < node]
-                ref = before[-1] if before else (main_nodes[0][1] if main_nodes else None)
-                if ref is not None:
-                    unlisted_mb += ref.h_out * ref.w_out * 4 * ref.slices_out * 2 / 1e6
+                unlisted_mb += _unlisted_mb(node, main_nodes)
         family = families.get(model) or (rows[0].family if rows else model)
         out.append(
             ModelParts(
@@ -151,6 +192,7 @@ def model_parts(
                 unlisted_mb=unlisted_mb,
                 measured_ms=measured.get(model),
                 merged_pads=merged_pads,
+                fused_next=fused_next if any(fused_next) else (),
             )
         )
     return out
@@ -179,6 +221,7 @@ def parts_features(mp: ModelParts, raw_ms: Sequence[float] | np.ndarray) -> dict
         mp.unlisted_mb,
         mp.merged_pads,
         [s.weight_bytes / 1e6 for s in mp.shapes],
+        mp.fused_next,
     )
 
 
@@ -240,8 +283,13 @@ def _analytic(coefs: Mapping[str, np.ndarray], shapes: Sequence[KernelShape]) ->
 
 
 def _fit_kernels(
-    shapes: Sequence[KernelShape], y_ms: np.ndarray, params: Mapping[str, Any]
+    shapes: Sequence[KernelShape],
+    y_ms: np.ndarray,
+    params: Mapping[str, Any],
+    export: bool = True,
 ) -> _KernelModel:
+    """Analytic term per kind, then the trees on the log ratio; ``export=False`` keeps the
+    LightGBM booster (inner-fold predictions only: faster, never saved)."""
     kinds = tuple(sorted({s.kind for s in shapes}))
     cols = analytic_inputs(shapes)
     analytic: dict[str, np.ndarray] = {}
@@ -257,8 +305,107 @@ def _fit_kernels(
         analytic[kind] = coef
     base = _analytic(analytic, shapes)
     x = feature_matrix(shapes, kinds, base)
-    trees = fit_gbdt(x, np.log(y_ms / base), params)
+    target = np.log(y_ms / base)
+    trees = fit_gbdt(x, target, params) if export else train_booster(x, target, params)
     return _KernelModel(kinds=kinds, analytic=analytic, trees=trees)
+
+
+@dataclass
+class _Rows:
+    """The training rows of one device, lined up: one entry per listed kernel."""
+
+    parts: list[ModelParts]
+    shapes: list[KernelShape]
+    y: np.ndarray
+    family: list[str]
+    model: list[str]
+
+
+@dataclass
+class _Candidate:
+    """One tree setting scored on the inner folds: out-of-fold kernel times and the
+    whole-model term fitted on them (its leave-one-family-out error is the score)."""
+
+    name: str
+    params: dict[str, Any]
+    oof: np.ndarray
+    whole: dict[str, Any]
+
+    @property
+    def model_mape_pct(self) -> float:
+        return float(self.whole.get("_metrics", {}).get("model_oof_mape_pct", math.inf))
+
+    def kernel_mape_pct(self, y: np.ndarray) -> float:
+        return float(np.mean(np.abs(self.oof - y) / y) * 100)
+
+
+def _rows(
+    op_rows: Sequence[UscOpRow], model_rows: Sequence[UscModelRow], gpu_family: str, rules: str
+) -> _Rows:
+    parts = model_parts(op_rows, model_rows, gpu_family, rules)
+    by_model: dict[str, list[UscOpRow]] = defaultdict(list)
+    for r in op_rows:
+        by_model[r.model].append(r)
+    y = np.array(
+        [
+            r.latency_ms
+            for mp in parts
+            for r in sorted(by_model.get(mp.model, []), key=lambda r: r.position)
+        ]
+    )
+    shapes = [s for mp in parts for s in mp.shapes]
+    if len(y) != len(shapes):
+        raise PredictorError("kernel rows and shapes do not line up")
+    return _Rows(
+        parts=parts,
+        shapes=shapes,
+        y=np.maximum(y, 1e-4),
+        family=[mp.family for mp in parts for _ in mp.shapes],
+        model=[mp.model for mp in parts for _ in mp.shapes],
+    )
+
+
+def _candidate(name: str, rows: _Rows, params: dict[str, Any], n_folds: int) -> _Candidate:
+    """Out-of-fold kernel predictions over families, and the whole-model term on them."""
+    y, shapes = rows.y, rows.shapes
+    oof = np.full(len(y), np.nan)
+    if len(set(rows.family)) >= 2:
+        row_kind = [s.kind for s in shapes]
+        for train_idx, test_idx in _group_folds(rows.family, n_folds, row_kind):
+            km = _fit_kernels([shapes[i] for i in train_idx], y[train_idx], params, False)
+            oof[test_idx] = km.predict([shapes[i] for i in test_idx])
+    if np.isnan(oof).any():
+        km = _fit_kernels(shapes, y, params)
+        oof = np.where(np.isnan(oof), km.predict(shapes), oof)
+    oof_by_model: dict[str, list[float]] = defaultdict(list)
+    y_by_model: dict[str, list[float]] = defaultdict(list)
+    for m, v, t in zip(rows.model, oof, y, strict=True):
+        oof_by_model[m].append(float(v))
+        y_by_model[m].append(float(t))
+    fit_parts = [mp for mp in rows.parts if mp.measured_ms and mp.shapes]
+    whole = fit_whole_model(
+        [parts_features(mp, oof_by_model[mp.model]) for mp in fit_parts],
+        [float(mp.measured_ms or 0.0) for mp in fit_parts],
+        [mp.family for mp in fit_parts],
+        INTERVAL,
+        measured_features=[parts_features(mp, y_by_model[mp.model]) for mp in fit_parts],
+    )
+    return _Candidate(name=name, params=params, oof=oof, whole=whole)
+
+
+def _kernel_interval(
+    shapes: Sequence[KernelShape], y: np.ndarray, oof: np.ndarray, kinds: Sequence[str]
+) -> dict[str, list[float]]:
+    """Per-kind 80 % band of log(measured / out-of-fold), all kinds pooled for a rare one."""
+    log_res = np.log(y / oof)
+    lo_q, hi_q = (1 - INTERVAL) / 2, 1 - (1 - INTERVAL) / 2
+    kind_arr = np.array([s.kind for s in shapes])
+    out: dict[str, list[float]] = {}
+    for kind in kinds:
+        r = log_res[kind_arr == kind]
+        r = r if r.size >= 10 else log_res
+        out[kind] = [float(np.quantile(r, lo_q)), float(np.quantile(r, hi_q))]
+    return out
 
 
 def fit_device(
@@ -271,69 +418,40 @@ def fit_device(
     provenance: Mapping[str, Any] | None = None,
     n_folds: int = 4,
     params: Mapping[str, Any] | None = None,
+    tune: bool = True,
+    tune_by: str = "kernel",
 ) -> dict[str, Any]:
     """Train a predictor bundle (a JSON-ready dict) for one device.
 
     ``op_rows``: one row per measured kernel (``UscOpRow``; ``kernel_name`` may carry node ids);
     ``model_rows``: whole-model latencies of the same models (``config`` "gpu|float" for a
     GPU). Rows of other devices must be filtered out by the caller.
+
+    With ``tune``, every setting of :data:`GBDT_GRID` is scored over ``n_folds`` family folds
+    of these rows (the same folds that give the intervals) and the lowest wins (the first on a
+    tie): ``tune_by="model"`` scores the leave-one-family-out whole-model error of the term
+    fitted on those out-of-fold kernel times, ``"kernel"`` the out-of-fold kernel error itself
+    (thousands of rows: less noisy than some 60 models). ``params`` still override every
+    candidate. Inside an outer evaluation fold that choice never sees the test families.
     """
     if not op_rows:
         raise PredictorError("no kernel measurements to train on")
-    p = dict(GBDT_PARAMS, **(params or {}))
-    parts = model_parts(op_rows, model_rows, gpu_family, rules)
-    shapes = [s for mp in parts for s in mp.shapes]
-    y = np.array(
-        [
-            r.latency_ms
-            for mp in parts
-            for r in sorted((r for r in op_rows if r.model == mp.model), key=lambda r: r.position)
-        ]
-    )
-    if len(y) != len(shapes):
-        raise PredictorError("kernel rows and shapes do not line up")
-    y = np.maximum(y, 1e-4)
-    row_family = [mp.family for mp in parts for _ in mp.shapes]
-    row_model = [mp.model for mp in parts for _ in mp.shapes]
-
-    # Out-of-fold kernel predictions over families: intervals and honest kernel sums.
-    oof = np.full(len(y), np.nan)
-    n_families = len(set(row_family))
-    if n_families >= 2:
-        row_kind = [s.kind for s in shapes]
-        for train_idx, test_idx in _group_folds(row_family, n_folds, row_kind):
-            km = _fit_kernels([shapes[i] for i in train_idx], y[train_idx], p)
-            oof[test_idx] = km.predict([shapes[i] for i in test_idx])
-    final = _fit_kernels(shapes, y, p)
-    if np.isnan(oof).any():
-        oof = np.where(np.isnan(oof), final.predict(shapes), oof)
-
-    log_res = np.log(y / oof)
-    lo_q, hi_q = (1 - INTERVAL) / 2, 1 - (1 - INTERVAL) / 2
-    kind_arr = np.array([s.kind for s in shapes])
-    kernel_interval: dict[str, list[float]] = {}
-    for kind in final.kinds:
-        r = log_res[kind_arr == kind]
-        r = r if r.size >= 10 else log_res
-        kernel_interval[kind] = [float(np.quantile(r, lo_q)), float(np.quantile(r, hi_q))]
-
-    # Whole-model term on out-of-fold kernel times.
-    oof_by_model: dict[str, list[float]] = defaultdict(list)
-    for m, v in zip(row_model, oof, strict=True):
-        oof_by_model[m].append(float(v))
-    fit_parts = [mp for mp in parts if mp.measured_ms and mp.shapes]
-    y_by_model: dict[str, list[float]] = defaultdict(list)
-    for m, v in zip(row_model, y, strict=True):
-        y_by_model[m].append(float(v))
-    whole = fit_whole_model(
-        [parts_features(mp, oof_by_model[mp.model]) for mp in fit_parts],
-        [float(mp.measured_ms or 0.0) for mp in fit_parts],
-        [mp.family for mp in fit_parts],
-        INTERVAL,
-        measured_features=[parts_features(mp, y_by_model[mp.model]) for mp in fit_parts],
-    )
-
-    kernel_mape = float(np.mean(np.abs(oof - y) / y) * 100)
+    rows = _rows(op_rows, model_rows, gpu_family, rules)
+    grid = GBDT_GRID if tune else {"default": {}}
+    candidates = [
+        _candidate(name, rows, {**GBDT_PARAMS, **over, **(params or {})}, n_folds)
+        for name, over in grid.items()
+    ]
+    if tune_by not in TUNE_RULES:
+        raise PredictorError(f"tune_by must be one of {', '.join(TUNE_RULES)}, not {tune_by!r}")
+    score = {
+        c.name: c.model_mape_pct if tune_by == "model" else c.kernel_mape_pct(rows.y)
+        for c in candidates
+    }
+    best = min(candidates, key=lambda c: score[c.name])  # first of equals: min is stable
+    final = _fit_kernels(rows.shapes, rows.y, best.params)
+    whole = best.whole
+    fit_parts = [mp for mp in rows.parts if mp.measured_ms and mp.shapes]
     bundle: dict[str, Any] = {
         "format": BUNDLE_FORMAT,
         "format_version": BUNDLE_FORMAT_VERSION,
@@ -345,19 +463,32 @@ def fit_device(
         "provenance": dict(provenance or {}),
         "features": list(FEATURE_NAMES),
         "kinds": list(final.kinds),
-        "analytic": {
-            "columns": list(ANALYTIC_COLUMNS),
-            **{k: [float(c) for c in v] for k, v in final.analytic.items()},
-        },
+        "analytic": {k: [float(c) for c in v] for k, v in final.analytic.items()},
+        "analytic_columns": list(ANALYTIC_COLUMNS),
         "trees": final.trees.to_dict(),
-        "gbdt_params": p,
-        "kernel_interval": {"level": INTERVAL, "log_ratio": kernel_interval},
+        "gbdt_params": best.params,
+        "gbdt_selection": {
+            "chosen": best.name,
+            "rule": TUNE_RULES[tune_by],
+            "candidates": {
+                c.name: {
+                    "model_oof_mape_pct": c.model_mape_pct,
+                    "kernel_oof_mape_pct": c.kernel_mape_pct(rows.y),
+                }
+                for c in candidates
+            },
+        },
+        "kernel_interval": {
+            "level": INTERVAL,
+            "log_ratio": _kernel_interval(rows.shapes, rows.y, best.oof, final.kinds),
+        },
         "whole_model": whole,
-        "training_rows": {"kernels": len(y), "models": len(fit_parts)},
-        "metrics": {"kernel_oof_mape_pct": kernel_mape, **whole.pop("_metrics", {})},
+        "training_rows": {"kernels": len(rows.y), "models": len(fit_parts)},
+        "metrics": {
+            "kernel_oof_mape_pct": best.kernel_mape_pct(rows.y),
+            **whole.pop("_metrics", {}),
+        },
     }
-    bundle["analytic"].pop("columns")
-    bundle["analytic_columns"] = list(ANALYTIC_COLUMNS)
     Predictor(bundle)  # refuse to return a bundle that does not load
     return bundle
 
