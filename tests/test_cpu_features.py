@@ -10,9 +10,12 @@ from tflat.plans import load_plan
 from tflat.predict.cpu_features import (
     FEATURE_NAMES,
     SPILL_THRESHOLD_BYTES,
+    WORK_TERMS,
     CpuLatencyModel,
     work_terms,
 )
+
+SPILL, PIXELS = WORK_TERMS.index("spill_bytes"), WORK_TERMS.index("pixels")
 
 
 def _fc(cin: int, cout: int) -> dict[str, float]:
@@ -41,10 +44,33 @@ def _latency_ms(f: dict[str, float]) -> float:
 
 def test_spill_term_is_zero_in_cache_and_counts_bytes_past_it() -> None:
     small, big = _fc(256, 256), _fc(2048, 4096)
-    assert work_terms(small)[-2] == 0.0
+    assert work_terms(small)[SPILL] == 0.0
     touched = big["in_bytes"] + big["out_bytes"] + big["weight_bytes"]
-    assert work_terms(big)[-2] == pytest.approx(touched - SPILL_THRESHOLD_BYTES)
+    assert work_terms(big)[SPILL] == pytest.approx(touched - SPILL_THRESHOLD_BYTES)
     assert work_terms(big)[-1] == 1.0  # the constant
+    assert len(work_terms(big)) == len(WORK_TERMS)
+
+
+def _pad(h: int, w: int, c: int) -> dict[str, float]:
+    feats = dict.fromkeys(FEATURE_NAMES, 0.0)
+    feats.update(flops=h * w * c, in_bytes=4.0 * h * w * c, out_bytes=4.0 * h * (w + 2) * c)
+    feats.update(h=float(h), w=float(w), cin=float(c), cout=float(c))
+    return feats
+
+
+def test_thin_tensors_pay_per_pixel() -> None:
+    # a pad's time: 15 ns a pixel plus its bytes at 20 GB/s (the 1-channel pads measured)
+    def pad_ms(f: dict[str, float]) -> float:
+        return 0.0005 + 15e-6 * f["h"] * f["w"] + (f["in_bytes"] + f["out_bytes"]) / 20e6
+
+    assert work_terms(_pad(172, 273, 1))[PIXELS] == 172 * 273
+    rng = np.random.default_rng(1)
+    feats = [_pad(int(h), int(w), int(c)) for h, w, c in zip(
+        rng.integers(4, 200, 60), rng.integers(4, 200, 60), rng.choice([1, 2, 4, 64, 256], 60),
+        strict=True)]  # fmt: skip
+    model = CpuLatencyModel().fit(feats, [pad_ms(f) for f in feats])
+    thin, wide = _pad(172, 273, 1), _pad(40, 40, 512)
+    assert model.predict([thin, wide]) == pytest.approx([pad_ms(thin), pad_ms(wide)], rel=0.1)
 
 
 def test_a_fully_connected_past_the_cache_extrapolates_at_the_dram_price() -> None:
@@ -63,7 +89,7 @@ def test_a_model_saved_without_the_spill_term_is_refused() -> None:
     feats = [_fc(64 * i, 64) for i in range(1, 9)]
     saved = CpuLatencyModel().fit(feats, [_latency_ms(f) for f in feats]).to_dict()
     assert CpuLatencyModel.from_dict(saved).predict(feats[:1]).shape == (1,)
-    saved["coef"] = saved["coef"][:-2] + saved["coef"][-1:]  # an older tflat's four work terms
+    saved["coef"] = saved["coef"][:4] + saved["coef"][-1:]  # an older tflat's four work terms
     with pytest.raises(PredictorError, match="calibrate again"):
         CpuLatencyModel.from_dict(saved)
 

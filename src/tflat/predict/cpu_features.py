@@ -51,9 +51,9 @@ FEATURE_NAMES = (
     "cout_waste",
     "cin_waste",
 )
-#: Work terms of the linear part (plus a constant); ``spill_bytes`` is derived, see
-#: :func:`work_terms`.
-_WORK = ("flops", "in_bytes", "out_bytes", "weight_bytes", "spill_bytes")
+#: Inputs of the linear part, in order (see :func:`work_terms`): the work features, two
+#: derived terms and a constant.
+WORK_TERMS = ("flops", "in_bytes", "out_bytes", "weight_bytes", "spill_bytes", "pixels", "one")
 #: Bytes an op can keep in the last-level cache between runs. Why half of the L3 (32 MiB on
 #: this machine's EPYC, shared with the neighbours of a cloud VM): single-op FULLY_CONNECTED
 #: runs stream their weights at 33-41 GB/s up to 12 MB and at 16-25 GB/s from 16 MB on
@@ -151,11 +151,18 @@ def kernel_rows(graph: Graph, kernels: Sequence[Kernel]) -> list[tuple[str, dict
 
 
 def work_terms(features: Mapping[str, float]) -> list[float]:
-    """The linear part's inputs: the work features, the bytes past the last-level cache's
-    share (:data:`SPILL_THRESHOLD_BYTES`) and a constant."""
+    """The linear part's inputs, named by :data:`WORK_TERMS`: the work features, the bytes
+    past the last-level cache's share (:data:`SPILL_THRESHOLD_BYTES`), the pixels and a
+    constant.
+
+    Why pixels: XNNPACK's kernels loop over pixels with the channels inside, so a thin tensor
+    pays a per-pixel cost its bytes do not show (a 1-channel PAD of 172 x 273 takes 0.76 ms,
+    about 15 ns a pixel; bytes alone predicted 0.14 ms).
+    """
     touched = features["in_bytes"] + features["out_bytes"] + features["weight_bytes"]
     spill = max(touched - SPILL_THRESHOLD_BYTES, 0.0)
-    return [*(float(features[n]) for n in _WORK[:-1]), spill, 1.0]
+    pixels = features["h"] * max(features["w"], 1.0)
+    return [*(float(features[n]) for n in WORK_TERMS[:4]), spill, pixels, 1.0]
 
 
 def _vector(features: Mapping[str, float]) -> list[float]:
@@ -234,7 +241,7 @@ class CpuLatencyModel:
     def from_dict(cls, data: Mapping[str, Any]) -> CpuLatencyModel:
         model = cls(k=int(data["k"]))
         model.coef_ = [float(v) for v in data["coef"]]
-        if len(model.coef_) != len(_WORK) + 1:
+        if len(model.coef_) != len(WORK_TERMS):
             raise PredictorError(
                 "CPU latency model has other work terms (an older tflat): run tflat calibrate again"
             )
