@@ -51,8 +51,15 @@ FEATURE_NAMES = (
     "cout_waste",
     "cin_waste",
 )
-#: Work terms of the linear part (plus a constant).
-_WORK = ("flops", "in_bytes", "out_bytes", "weight_bytes")
+#: Inputs of the linear part, in order (see :func:`work_terms`): the work features, two
+#: derived terms and a constant.
+WORK_TERMS = ("flops", "in_bytes", "out_bytes", "weight_bytes", "spill_bytes", "pixels", "one")
+#: Bytes an op can keep in the last-level cache between runs. Why half of the L3 (32 MiB on
+#: this machine's EPYC, shared with the neighbours of a cloud VM): single-op FULLY_CONNECTED
+#: runs stream their weights at 33-41 GB/s up to 12 MB and at 16-25 GB/s from 16 MB on
+#: (fresh 20-minute calibration database, min of 30 runs); a batch-1 FC past it is bound by
+#: DRAM bandwidth, a price per byte the in-cache terms cannot give it.
+SPILL_THRESHOLD_BYTES = 16 * 2**20
 #: Op types that XNNPACK runs with the same operator (so they share a regressor).
 _SAME_AS = {
     "CUSTOM:Convolution2DTransposeBias": "TRANSPOSE_CONV",
@@ -143,6 +150,21 @@ def kernel_rows(graph: Graph, kernels: Sequence[Kernel]) -> list[tuple[str, dict
     return rows
 
 
+def work_terms(features: Mapping[str, float]) -> list[float]:
+    """The linear part's inputs, named by :data:`WORK_TERMS`: the work features, the bytes
+    past the last-level cache's share (:data:`SPILL_THRESHOLD_BYTES`), the pixels and a
+    constant.
+
+    Why pixels: XNNPACK's kernels loop over pixels with the channels inside, so a thin tensor
+    pays a per-pixel cost its bytes do not show (a 1-channel PAD of 172 x 273 takes 0.76 ms,
+    about 15 ns a pixel; bytes alone predicted 0.14 ms).
+    """
+    touched = features["in_bytes"] + features["out_bytes"] + features["weight_bytes"]
+    spill = max(touched - SPILL_THRESHOLD_BYTES, 0.0)
+    pixels = features["h"] * max(features["w"], 1.0)
+    return [*(float(features[n]) for n in WORK_TERMS[:4]), spill, pixels, 1.0]
+
+
 def _vector(features: Mapping[str, float]) -> list[float]:
     return [math.log2(1.0 + float(features.get(name, 0.0))) for name in FEATURE_NAMES]
 
@@ -165,7 +187,7 @@ class CpuLatencyModel:
         if not features:
             raise PredictorError("cannot fit a CPU latency model on no rows")
         y = np.maximum(np.asarray(latency_ms, dtype=float), _EPS_MS)
-        work = np.array([[f[n] for n in _WORK] + [1.0] for f in features], dtype=float)
+        work = np.array([work_terms(f) for f in features], dtype=float)
         scale = np.maximum(work.max(axis=0), 1e-12)
         # Relative least squares (each row divided by its latency), except that ops below a few
         # microseconds, mostly timer noise once the invoke overhead is gone, weigh as that floor.
@@ -190,7 +212,7 @@ class CpuLatencyModel:
         self._check()
         if not features:
             return np.zeros(0)
-        work = np.array([[f[n] for n in _WORK] + [1.0] for f in features], dtype=float)
+        work = np.array([work_terms(f) for f in features], dtype=float)
         base = np.maximum(work @ np.asarray(self.coef_), _EPS_MS)
         mu, sd = np.asarray(self.mu_), np.asarray(self.sd_)
         train = (np.asarray(self.x_) - mu) / sd
@@ -219,6 +241,10 @@ class CpuLatencyModel:
     def from_dict(cls, data: Mapping[str, Any]) -> CpuLatencyModel:
         model = cls(k=int(data["k"]))
         model.coef_ = [float(v) for v in data["coef"]]
+        if len(model.coef_) != len(WORK_TERMS):
+            raise PredictorError(
+                "CPU latency model has other work terms (an older tflat): run tflat calibrate again"
+            )
         model.x_ = [[float(v) for v in row] for row in data["x"]]
         model.mu_ = [float(v) for v in data["mu"]]
         model.sd_ = [float(v) for v in data["sd"]]
