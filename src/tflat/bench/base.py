@@ -115,6 +115,10 @@ class Measurement:
     op_profile: tuple[OpProfileRow, ...] = ()
     #: Set when the runner's tool reports only aggregates (then ``samples_ms`` is empty).
     reported: ReportedTimings | None = None
+    #: How fast the device was while this model ran: the minimum time (ms) of the runner's
+    #: fixed speed-reference model, timed right around the model's runs (None for runners
+    #: without one, e.g. Android). See :mod:`tflat.bench.speed`.
+    reference_ms: float | None = None
 
     @property
     def ok(self) -> bool:
