@@ -17,9 +17,10 @@ Writes benchmarks/results/calibrate_host_cpu.{json,md,png}. Statistic on both si
 minimum of 30 timed runs (5 warm-up), taken by the host-cpu worker in the machine's fast regime
 as far as its speed reference can tell and normalised by that reference (tflat.bench.speed);
 each model is measured in ``--rounds`` rounds that go over all models in turn, and the truth
-is the median of the normalised rounds (the lowest raw round for cached rounds without
-references). Raw and normalised spread between rounds are reported side by side. Timing on a
-shared machine is noisy: the load average before and after is recorded with the figures.
+is the median of the normalised rounds taken in the fast regime (of all rounds if none was;
+the lowest raw round for cached rounds without references). Raw and normalised spread
+between rounds are reported side by side. Timing on a shared machine is noisy: the load
+average before and after is recorded with the figures.
 A ``--measured`` JSON may carry ``references`` ({model: [reference ms per round]}).
 """
 

@@ -216,6 +216,7 @@ def test_every_measurement_carries_a_speed_reference(runner: LocalRunner) -> Non
     assert m.ok, m.error
     # a 3.6 MFLOP convolution: well above timer noise, far below a second
     assert m.reference_ms is not None and 0.001 < m.reference_ms < 1000
+    assert m.cpu_share is not None and 0 < m.cpu_share <= 1.05  # thread CPU time / wall time
     fast = runner.fast_reference_ms
     assert fast is not None and fast <= m.reference_ms * 1.5
     assert reference_model().is_file() and REFERENCE_RUNS >= 3
@@ -266,3 +267,18 @@ def test_normalising_divides_by_the_slowdown_never_below_fast() -> None:
     assert fast_reference(readings) == pytest.approx(0.05, rel=0.3)
     assert fast_reference([]) is None
     assert spread_pct([1.0, 1.1]) == pytest.approx(10.0) and spread_pct([1.0]) == 0.0
+
+
+def test_after_a_model_that_never_found_the_fast_regime_the_runner_stops_waiting_a_while() -> None:
+    from tflat.bench.speed import BACKOFF_MODELS, MAX_ATTEMPTS, WAIT_FAST_S
+
+    r = LocalRunner()
+    assert r._reference_request()["wait_s"] == WAIT_FAST_S
+    r._note_gate({"disturbed": True})
+    for _ in range(BACKOFF_MODELS):
+        req = r._reference_request()
+        assert (req["wait_s"], req["attempts"]) == (0.0, 1) and req["reference"]
+        r._note_gate({"disturbed": True})  # still slow: measured, not waited for
+    req = r._reference_request()
+    assert (req["wait_s"], req["attempts"]) == (WAIT_FAST_S, MAX_ATTEMPTS)
+    assert LocalRunner(reference=False)._reference_request() == {}

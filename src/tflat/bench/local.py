@@ -234,12 +234,14 @@ def _measurement(reply: dict[str, Any], settings: RunSettings) -> Measurement:
     status = reply.get("status")
     if status == "ok":
         ref = reply.get("reference_ms")
+        share = reply.get("cpu_share")
         return Measurement(
             status="ok",
             samples_ms=tuple(float(v) for v in reply["samples_ms"]),
             warmup=settings.warmup,
             init_ms=float(reply["init_ms"]),
             reference_ms=float(ref) if ref is not None else None,
+            cpu_share=float(share) if share is not None else None,
         )
     return Measurement(
         status="failed",

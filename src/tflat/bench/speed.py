@@ -26,6 +26,7 @@ at all. Normalising alone is therefore not enough, so the protocol combines two 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -79,7 +80,7 @@ def reference_model(folder: Path | None = None) -> Path:
     path = Path(folder) / f"speed-reference-{spec.spec_hash}.tflite"
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{id(path)}.part")
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.part")
         tmp.write_bytes(build_spec(spec))
         tmp.replace(path)
     return path

@@ -9,10 +9,11 @@ caches). Each model is measured like the training data (minimum of ``repeats`` t
 On a runner with a speed reference (host-cpu, :mod:`tflat.bench.speed`) each round's minimum
 is normalised to the machine's fast regime (``min / (reference_ms / fast reference)``, the
 fast reference being the predictor's ``reference_fast_ms`` when it has one, so labels and
-truth share one scale) and the truth is the *median* of the normalised rounds: the rounds then
-agree to a few %, and the median ignores one round the correction got wrong, where the lowest
-would pick exactly that one. Without references the truth is the lowest raw round, as before.
-Both spreads, raw and normalised, are reported.
+truth share one scale) and the truth is the *median* of the normalised rounds taken in the
+fast regime (of all rounds when none was): a slow round is corrected only roughly (real models
+do not slow down exactly like the reference), and the median ignores one round the correction
+got wrong, where the lowest would pick exactly that one. Without references the truth is the
+lowest raw round, as before. Both spreads, raw and normalised (over all rounds), are reported.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class ModelCheck:
     estimated_ms: float
     low_ms: float
     high_ms: float
-    #: median of the normalised rounds, or the lowest raw round without references
+    #: median of the normalised fast-regime rounds, or the lowest raw round without references
     measured_ms: float
     measured_rounds_ms: tuple[float, ...]  # raw minimum per round
     error_pct: float
@@ -186,7 +187,7 @@ def evaluate_models(
     errors = ["" for _ in model_paths]
     if todo:
         new_mins, new_refs, new_errors = _measure(
-            device, [model_paths[i] for i in todo], [estimates[i] for i in todo], runner,
+            device, db_url, [model_paths[i] for i in todo], [estimates[i] for i in todo], runner,
             repeats, warmup, measure_rounds,
         )  # fmt: skip
         for i, m, r, e in zip(todo, new_mins, new_refs, new_errors, strict=True):
@@ -237,7 +238,7 @@ def _statistic(repeats: int, rounds: int, normalised: bool) -> str:
     if normalised:
         return (
             f"minimum of {repeats} timed runs per round, normalised to the fast regime by the "
-            f"speed reference; median of {rounds} rounds"
+            f"speed reference; median of the fast-regime ones of {rounds} rounds"
         )
     return f"minimum of {repeats} timed runs, lowest of {rounds} rounds"
 
@@ -258,6 +259,7 @@ def _fast_reference(given: float | None, pred: Any, refs: list[list[float]]) -> 
 
 def _measure(
     device: str,
+    db_url: str | None,
     model_paths: Sequence[Path],
     estimates: list[Any],
     runner: Runner | None,
@@ -275,6 +277,13 @@ def _measure(
     owns = runner is None
     if runner is None:
         runner = get_runner(device)
+    add = getattr(runner, "add_reference_readings", None)
+    if add is not None:
+        # the fast regime the runner waits for is known from the first model on
+        from tflat.store import open_store
+
+        with open_store(db_url) as store:
+            add(store.reference_readings(runner.device_id))
     threads = int(getattr(runner, "threads", 1))
     delegate = "gpu" if device.startswith("android:") else "xnnpack"
     settings = RunSettings(
@@ -349,11 +358,13 @@ def _check(
             0.0, "not_measured", error or "not measured",
         )  # fmt: skip
     norm: tuple[float, ...] = ()
+    measured = min(mins)
     if refs and len(refs) == len(mins) and fast_ms is not None:
-        from tflat.bench.speed import normalised_ms
+        from tflat.bench.speed import is_fast, normalised_ms
 
         norm = tuple(normalised_ms(m, r, fast_ms) for m, r in zip(mins, refs, strict=True))
-    measured = statistics.median(norm) if norm else min(mins)
+        fast = [n for n, r in zip(norm, refs, strict=True) if is_fast(r, fast_ms)]
+        measured = statistics.median(fast or norm)
     return ModelCheck(
         model=name,
         path=str(path),

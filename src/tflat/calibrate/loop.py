@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tflat.bench.speed import REFERENCE_SPEC, fast_reference, normalised_ms, slowdown
+from tflat.bench.speed import REFERENCE_SPEC, fast_reference, is_fast, normalised_ms, slowdown
 from tflat.calibrate.training import (
     ANCHOR_FAMILY,
     CvReport,
@@ -620,18 +620,19 @@ class _Run:
         settings), in :data:`NETWORK_ROUNDS` rounds that go over all of them in turn.
 
         Why rounds: a network's time is the target of the whole-model fit, and one reading on
-        a busy machine can be off by 20 %; the anchor's slowdown corrects it only roughly (a
-        0.2 ms convolution and a 10 ms network do not slow down alike). Each network keeps
-        its fastest round (the least busy moment, the statistic real models are checked
-        with), stored as it is taken so that training divides it by the slowdown of that
-        moment. A resumed run does not measure again a network measured before.
+        a busy machine can be off by 20 %; the speed reference corrects it only roughly (a
+        0.05 ms convolution and a 10 ms network do not slow down alike). Each network keeps
+        its lowest normalised round among those the reference calls fast (any round if none
+        is), the way real models are checked, stored as it is taken so that training divides
+        it by the slowdown of that moment. A resumed run does not measure again a network
+        measured before.
         """
         todo = [
             k
             for k in _all_network_keys()
             if not self.store.has_model_measurement(k, self.device_id, self.key)
         ]
-        best: dict[str, float] = {}
+        best: dict[str, tuple[bool, float]] = {}
         for round_no in range(NETWORK_ROUNDS):
             for key in todo:
                 if self.out_of_time() or time.monotonic() >= until:
@@ -649,7 +650,11 @@ class _Run:
                         log.info("%s: %s (%s)", key, m.status, m.error)
                         self._store_network(key, path, m)
                     continue
-                value = normalised_ms(m.min_ms, m.reference_ms, self._fast_ms())
+                fast = self._fast_ms()
+                value = (
+                    not is_fast(m.reference_ms, fast),
+                    normalised_ms(m.min_ms, m.reference_ms, fast),
+                )
                 if key not in best or value < best[key]:
                     best[key] = value
                     self._store_network(key, path, m)
