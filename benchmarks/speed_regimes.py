@@ -84,7 +84,8 @@ CONCLUSION = """## What this decided (tflat.bench.speed)
   65-75 % to 6 % raw (3-4 % normalised), real models from 8-44 % to 6-11 % raw, 3-8 %
   normalised. The host-cpu
   worker therefore waits (up to 1.5 s) for a fast reading, times the model between two
-  readings, retries (3 attempts) when either is slow, and the minimum is divided by
+  readings, retries (up to 3 attempts in these runs, 2 since: see BACKOFF_MODELS) when
+  either is slow, and the minimum is divided by
   reference / fast reference afterwards.
 - **Which reading.** The lower of the two bracketing readings tracks the model best
   (norm(min) beats norm(mean) for 14 of 17 models); interleaving the reference with the
@@ -124,7 +125,8 @@ where the machine was slow for whole campaigns (run 4: 54 % to 18 %; the referen
 process). It does not help where another process shared the core (run 3: palm_detection_lite
 took 47 and 37 ms against 12 ms with the reference reading fast). Gating did not lower the raw
 spread in these runs: under this load the slow stretches outlasted the 1.5 s wait and 3
-attempts, and the runner backed off. The remaining error of normalising is the non-uniform
+attempts, and the runner backed off (10 models then; 2 attempts and 30 models since, to
+bound the cost on a machine that stays slow). The remaining error of normalising is the non-uniform
 slowdown above (tiny and memory-bound ops; in run 4 a small ADD slowed x1.32 while the
 reference slowed x1.45, a depthwise x1.66). On the quiet machine of the lead's 60 s probe
 (regimes switching every few seconds) the gate should find the fast regime within its wait;
