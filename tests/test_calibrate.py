@@ -474,3 +474,17 @@ def test_records_without_a_reference_fall_back_to_the_anchors() -> None:
     assert speed.factor(old.created_at) == pytest.approx(anchored)
     assert speed.factor_for(new) == pytest.approx(1.2)  # its own reference
     assert speed.factor(new.created_at) == pytest.approx(1.2)  # what training_rows asks
+
+
+def test_calibration_waits_briefly_for_the_fast_regime_but_fully_while_re_measuring() -> None:
+    from tflat.bench.local import LocalRunner
+    from tflat.bench.speed import CALIBRATE_WAIT_FAST_S, WAIT_FAST_S
+    from tflat.calibrate.loop import _Run
+
+    runner = LocalRunner(wait_fast_s=CALIBRATE_WAIT_FAST_S)
+    run = _Run.__new__(_Run)
+    run.runner = runner
+    with run.patient():
+        assert runner.wait_fast_s == WAIT_FAST_S
+    assert runner.wait_fast_s == CALIBRATE_WAIT_FAST_S < WAIT_FAST_S
+    assert LocalRunner().wait_fast_s == WAIT_FAST_S  # tflat bench and evaluate wait fully

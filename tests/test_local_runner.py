@@ -281,4 +281,10 @@ def test_after_a_model_that_never_found_the_fast_regime_the_runner_stops_waiting
         r._note_gate({"disturbed": True})  # still slow: measured, not waited for
     req = r._reference_request()
     assert (req["wait_s"], req["attempts"]) == (WAIT_FAST_S, MAX_ATTEMPTS)
+    r._note_gate({"disturbed": True})  # failed again: the pause doubles
+    assert r._skip_gate == 2 * BACKOFF_MODELS
+    r._skip_gate = 0
+    r._note_gate({"disturbed": False})  # a wait that worked resets it
+    r._note_gate({"disturbed": True})
+    assert r._skip_gate == BACKOFF_MODELS
     assert LocalRunner(reference=False)._reference_request() == {}

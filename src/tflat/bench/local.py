@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from tflat.bench.base import DeviceInfo, Measurement, Runner, RunSettings, RuntimeInfo
+from tflat.bench.speed import BACKOFF_MODELS
 from tflat.errors import DeviceError
 
 log = logging.getLogger(__name__)
@@ -68,17 +69,29 @@ class LocalRunner(Runner):
     minimum as the robust statistic on this noisy, shared machine.
     """
 
-    def __init__(self, threads: int = 1, *, seed: int = 0, reference: bool = True) -> None:
+    def __init__(
+        self,
+        threads: int = 1,
+        *,
+        seed: int = 0,
+        reference: bool = True,
+        wait_fast_s: float | None = None,
+    ) -> None:
+        from tflat.bench.speed import WAIT_FAST_S
+
         self.threads = threads
         self.device_id = host_device_id(threads)
         self.seed = seed
         self.reference = reference
+        #: how long to wait for the fast regime before a model (0: never wait, only read)
+        self.wait_fast_s = WAIT_FAST_S if wait_fast_s is None else wait_fast_s
         self._worker: _Worker | None = None
         self._litert_version: str | None = None
         self._reference_path: Path | None = None
         #: recent reference readings (ms), for the fast-regime reference the worker gates on
         self._readings: deque[float] = deque(maxlen=_READINGS_KEPT)
         self._skip_gate = 0  # models to measure without waiting (see _note_gate)
+        self._backoff = BACKOFF_MODELS  # the next such pause, doubled when a wait fails
 
     @property
     def fast_reference_ms(self) -> float | None:
@@ -178,7 +191,12 @@ class LocalRunner(Runner):
         if self._skip_gate > 0:
             self._skip_gate -= 1
         elif reply.get("disturbed"):
-            self._skip_gate = speed.BACKOFF_MODELS
+            # each failed wait doubles the next pause: a machine that stays slow soon costs
+            # nothing more than the readings themselves
+            self._skip_gate = self._backoff
+            self._backoff = min(2 * self._backoff, speed.BACKOFF_MAX_MODELS)
+        elif "disturbed" in reply:
+            self._backoff = speed.BACKOFF_MODELS
 
     def _reference_request(self) -> dict[str, Any]:
         """The speed-reference part of a request (nothing when the reference is off)."""
@@ -194,7 +212,7 @@ class LocalRunner(Runner):
             "reference_runs": speed.REFERENCE_RUNS,
             "fast_ms": self.fast_reference_ms,
             "fast_cut": speed.FAST_CUT,
-            "wait_s": speed.WAIT_FAST_S if gate else 0.0,
+            "wait_s": self.wait_fast_s if gate else 0.0,
             "attempts": speed.MAX_ATTEMPTS if gate else 1,
             "min_cpu_share": speed.MIN_CPU_SHARE,
         }

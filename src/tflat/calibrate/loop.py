@@ -17,7 +17,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -277,7 +278,10 @@ def calibrate(
     if runner is None:
         options = dict(runner_options or {})
         if device_id.startswith("host-cpu"):
+            from tflat.bench.speed import CALIBRATE_WAIT_FAST_S
+
             options["threads"] = threads
+            options.setdefault("wait_fast_s", CALIBRATE_WAIT_FAST_S)
         runner = get_runner(
             device_id if device_id.startswith("android:") else "host-cpu", **options
         )
@@ -303,7 +307,8 @@ def calibrate(
             state.phase = name
             phase_until = min(state.measure_until, time.monotonic() + share * budget_s)
             if plan == NETWORKS_PLAN:
-                run.measure_networks(phase_until)
+                with run.patient():
+                    run.measure_networks(phase_until)
             else:
                 run.measure_specs(run.plan_specs(plan, seed, max_op_flops), phase_until)
                 state.cv = run.retrain(cache, overhead_ms, seed)
@@ -316,7 +321,8 @@ def calibrate(
             if not new:
                 break
             run.measure_specs(new, state.measure_until)
-            run.remeasure_slow(RECHECK_BATCH)
+            with run.patient():
+                run.remeasure_slow(RECHECK_BATCH)
             state.cv = run.retrain(cache, overhead_ms, seed)
             state.phases_done.append(state.phase)
         overhead_ms = min(overhead_ms, run.overhead())
@@ -545,6 +551,23 @@ class _Run:
         if m.reference_ms is not None:
             self._runner_has_reference = True
         return m
+
+    @contextmanager
+    def patient(self) -> Iterator[None]:
+        """Wait the full time for the fast regime meanwhile: for the few measurements that
+        matter one by one (networks, the re-measured slowest specs), not the thousands of
+        single-op labels."""
+        from tflat.bench.speed import WAIT_FAST_S
+
+        before = getattr(self.runner, "wait_fast_s", None)
+        if before is None:
+            yield
+            return
+        self.runner.wait_fast_s = WAIT_FAST_S  # type: ignore[attr-defined]
+        try:
+            yield
+        finally:
+            self.runner.wait_fast_s = before  # type: ignore[attr-defined]
 
     def needs_anchor(self) -> bool:
         """Anchors only for runners without a per-measurement reference (e.g. Android)."""
