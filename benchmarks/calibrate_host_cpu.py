@@ -14,9 +14,14 @@ measurements beside each model.
         --tag retrained --label "..."   # re-check a predictor against cached measurements
 
 Writes benchmarks/results/calibrate_host_cpu.{json,md,png}. Statistic on both sides: the
-minimum of 30 timed runs (5 warm-up); each model is measured in ``--rounds`` rounds that go
-over all models in turn, and the lowest round counts. Timing on a shared machine is noisy: the
-load average before and after is recorded with the figures.
+minimum of 30 timed runs (5 warm-up), taken by the host-cpu worker in the machine's fast regime
+as far as its speed reference can tell and normalised by that reference (tflat.bench.speed);
+each model is measured in ``--rounds`` rounds that go over all models in turn, and the truth
+is the median of the normalised rounds taken in the fast regime (of all rounds if none was;
+the lowest raw round for cached rounds without references). Raw and normalised spread
+between rounds are reported side by side. Timing on a shared machine is noisy: the load
+average before and after is recorded with the figures.
+A ``--measured`` JSON may carry ``references`` ({model: [reference ms per round]}).
 """
 
 from __future__ import annotations
@@ -96,7 +101,12 @@ def main() -> int:
         cached = json.loads(args.measured.read_text(encoding="utf-8"))
         out["measured_from"] = str(args.measured)
         report = evaluate_models(
-            "host-cpu", models, url, measured=cached["rounds"], statistic=cached["statistic"]
+            "host-cpu",
+            models,
+            url,
+            measured=cached["rounds"],
+            statistic=cached["statistic"],
+            references=cached.get("references"),
         )
     else:
         report = evaluate_models("host-cpu", models, url, measure_rounds=args.rounds)
@@ -110,7 +120,16 @@ def main() -> int:
     out["predictor"] = {
         k: v
         for k, v in load_device_predictor("host-cpu", url).provenance.items()
-        if k in ("cv", "whole_model", "rows", "statistic", "runtime")
+        if k
+        in (
+            "cv",
+            "whole_model",
+            "rows",
+            "statistic",
+            "runtime",
+            "speed_reference",
+            "reference_fast_ms",
+        )
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     stem = f"calibrate_host_cpu{'_' + args.tag if args.tag else ''}"
@@ -172,9 +191,12 @@ def markdown(out: dict[str, Any]) -> str:
         f"**{m.get('within_10_pct', float('nan')):.0f} % of {m.get('n', 0)} real models within "
         f"±10 %**; MAPE {m.get('mape_pct', float('nan')):.1f} %, median "
         f"{m.get('median_ape_pct', float('nan')):.1f} %, Spearman "
-        f"{m.get('spearman', float('nan')):.3f}; measurement spread between rounds: median "
+        f"{m.get('spearman', float('nan')):.3f}; measurement spread between rounds "
+        "((max - min) / min of the rounds' minimums): raw median "
         f"{m.get('measurement_spread_pct_median', float('nan')):.1f} %, max "
-        f"{m.get('measurement_spread_pct_max', float('nan')):.1f} %; "
+        f"{m.get('measurement_spread_pct_max', float('nan')):.1f} %; normalised median "
+        f"{m.get('normalised_spread_pct_median', float('nan')):.1f} %, max "
+        f"{m.get('normalised_spread_pct_max', float('nan')):.1f} %; "
         f"{m.get('skipped', 0) - m.get('not_estimable', 0)} model(s) not measurable"
         + (
             f", {m['not_estimable']} not estimable offline (dynamic shapes: shown, not counted; "
@@ -184,13 +206,16 @@ def markdown(out: dict[str, Any]) -> str:
             else "."
         ),
         "",
-        "| model | estimated ms | measured ms (min of rounds) | error | rounds spread | status |",
-        "|---|---:|---:|---:|---:|---|",
+        "| model | estimated ms | measured ms (the statistic above) | error | rounds spread raw "
+        "| normalised | status |",
+        "|---|---:|---:|---:|---:|---:|---|",
     ]
     for c in ev["models"]:
+        norm = c.get("normalised_spread_pct")
         lines.append(
             f"| {c['model']} | {c['estimated_ms']:.3f} | {c['measured_ms']:.3f} | "
-            f"{c['error_pct']:+.1f} % | {c['measurement_spread_pct']:.1f} % | {c['status']}"
+            f"{c['error_pct']:+.1f} % | {c['measurement_spread_pct']:.1f} % | "
+            f"{'-' if norm is None else f'{norm:.1f} %'} | {c['status']}"
             + (f": {c['note'][:60]}" if c["note"] else "")
             + " |"
         )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,8 +15,10 @@ import pytest
 
 from tflat import read_model
 from tflat.bench import DeviceInfo, Measurement, Runner, RunSettings, RuntimeInfo
+from tflat.bench.speed import fast_reference, is_fast, normalised_ms
 from tflat.calibrate import calibrate, device_and_rules, evaluate_models, load_device_predictor
-from tflat.calibrate.training import ANCHOR_FAMILY, SpeedReference
+from tflat.calibrate.loop import RecordSpeed
+from tflat.calibrate.training import ANCHOR_FAMILY, FeatureCache, SpeedReference, training_rows
 from tflat.cli import main
 from tflat.errors import TflatError
 from tflat.predict.cpu_features import BUNDLE_FORMAT, CpuPredictor, fit_whole_term
@@ -152,9 +156,20 @@ def test_evaluate_models_measures_and_compares(tiny: dict[str, Any]) -> None:
     )
     assert [c.status for c in report.checks] == ["ok", "ok"]
     assert report.metrics["n"] == 2
+    fast = report.metrics["reference_fast_ms"]  # the predictor's, shared with its labels
+    assert fast == load_device_predictor("host-cpu", tiny["url"]).provenance["reference_fast_ms"]
     for c in report.checks:
-        assert len(c.measured_rounds_ms) == 2 and c.measured_ms == min(c.measured_rounds_ms)
+        assert len(c.measured_rounds_ms) == 2 and len(c.reference_rounds_ms) == 2
+        pairs = zip(c.measured_rounds_ms, c.reference_rounds_ms, strict=True)
+        norm = [normalised_ms(m, r, fast) for m, r in pairs]
+        assert c.normalised_rounds_ms == pytest.approx(norm)
+        fast_rounds = [
+            n for n, r in zip(norm, c.reference_rounds_ms, strict=True) if is_fast(r, fast)
+        ]
+        assert c.measured_ms == pytest.approx(statistics.median(fast_rounds or norm))
+        assert c.measured_ms <= max(c.measured_rounds_ms)
         assert c.error_pct == pytest.approx(100 * (c.estimated_ms / c.measured_ms - 1))
+    assert "of 2 rounds" in report.statistic and "normalised" in report.statistic
     assert {"mape_pct", "within_10_pct", "spearman"} <= set(report.metrics)
     assert len(report.to_eval_report().models) == 2
 
@@ -171,7 +186,9 @@ def test_evaluate_models_reuses_cached_measurements(tiny: dict[str, Any]) -> Non
         measure_rounds=2,
     )
     cached, fresh = report.checks
+    # cached rounds without references: the lowest raw round, as before references existed
     assert cached.measured_ms == 0.8 and len(cached.measured_rounds_ms) == 3
+    assert cached.normalised_rounds_ms == ()
     assert fresh.status == "ok" and len(fresh.measured_rounds_ms) == 2  # not cached: measured
     assert report.statistic == "cached" and report.metrics["n"] == 2
 
@@ -229,19 +246,47 @@ def test_a_phone_goes_through_the_same_loop(tmp_path: Path) -> None:
     assert gp.total_ms > 0
 
 
-def test_anchors_are_stored_and_turn_into_a_speed_factor(tiny: dict[str, Any]) -> None:
+def test_host_cpu_measurements_carry_a_reference_and_need_no_anchors(tiny: dict[str, Any]) -> None:
     store = open_store(tiny["url"])
     try:
-        anchors = [
-            m
-            for m in store.model_measurements("host-cpu", with_profile=False)
-            if m.model.family == ANCHOR_FAMILY
-        ]
+        rows = store.training_rows("host-cpu")
+        models = store.model_measurements("host-cpu", with_profile=False)
+        bundle = store.load_predictor_bundle("host-cpu")
     finally:
         store.close()
-    assert len(anchors) >= 2  # one before the first model, one every ANCHOR_EVERY models
-    speed = SpeedReference([(m.created_at, float(m.min_ms or 0)) for m in anchors])
-    assert all(0.9 <= speed.factor(m.created_at) <= 3.0 for m in anchors)
+    assert rows and all(r.reference_ms is not None and r.reference_ms > 0 for r in rows)
+    assert not [m for m in models if m.model.family == ANCHOR_FAMILY]
+    assert bundle is not None
+    assert "per-measurement reference" in bundle["provenance"]["speed_reference"]
+    fast = bundle["provenance"]["reference_fast_ms"]
+    assert fast == pytest.approx(fast_reference(r.reference_ms for r in rows))
+
+
+def test_training_labels_are_divided_by_each_measurements_own_slowdown(
+    tiny: dict[str, Any],
+) -> None:
+    """The same stored measurement, once read at the fast reference and once at twice it:
+    its label halves (before the overhead is taken off); one without a reference falls back
+    to the anchors (none here: factor 1)."""
+    store = open_store(tiny["url"])
+    try:
+        records = store.training_rows("host-cpu")
+    finally:
+        store.close()
+    rec = max((r for r in records if r.spec.kind == "CONV_2D"), key=lambda r: r.min_ms or 0)
+    fast = 0.05
+    cache = FeatureCache("xnnpack")
+    at_fast = replace(rec, reference_ms=fast)
+    at_slow = replace(rec, reference_ms=2 * fast)
+    no_ref = replace(rec, reference_ms=None)
+    speed = RecordSpeed([at_slow], fast_ms=fast)
+    assert speed.factor(rec.created_at) == pytest.approx(2.0)
+    assert speed.factor_for(at_fast) == 1.0 and speed.factor_for(no_ref) == 1.0
+    [slow_row] = training_rows([at_slow], cache, 0.0, speed)
+    [fast_row] = training_rows([at_fast], cache, 0.0, RecordSpeed([at_fast], fast_ms=fast))
+    [plain] = training_rows([no_ref], cache, 0.0, RecordSpeed([no_ref], fast_ms=fast))
+    assert slow_row.latency_ms == pytest.approx(rec.min_ms / 2)
+    assert fast_row.latency_ms == pytest.approx(rec.min_ms) == plain.latency_ms
 
 
 def test_speed_factor_follows_the_nearest_anchors() -> None:
@@ -390,3 +435,56 @@ def test_cli_evaluate_models_estimates_and_measures_each(
     assert plot.exists() or plot.with_suffix(".png").exists()
     assert cli_main(["evaluate", "--device", "host-cpu", "--db", tiny["url"],
                      "--models", str(tmp_path / "missing")]) == 1  # fmt: skip
+
+
+def test_evaluate_truth_is_the_median_of_rounds_normalised_by_their_reference(
+    tiny: dict[str, Any],
+) -> None:
+    """Cached rounds with references: a round taken at 1.5x the fast reference counts at
+    1/1.5 of its time; the truth is the median of the normalised fast-regime rounds."""
+    report = evaluate_models(
+        "host-cpu",
+        [MODELS / "hand_recrop.tflite"],
+        tiny["url"],
+        measured={"hand_recrop": [1.0, 1.5, 1.02]},
+        references={"hand_recrop": [0.05, 0.075, 0.05]},
+        reference_fast_ms=0.05,
+        statistic="cached",
+    )
+    [c] = report.checks
+    assert c.normalised_rounds_ms == pytest.approx((1.0, 1.0, 1.02))
+    assert c.measured_ms == pytest.approx(1.01)  # the slow round is left out of the median
+    assert c.spread_pct == pytest.approx(50.0) and c.normalised_spread_pct == pytest.approx(2.0)
+    assert report.metrics["normalised_spread_pct_median"] == pytest.approx(2.0)
+
+
+def test_records_without_a_reference_fall_back_to_the_anchors() -> None:
+    """A database from before the per-measurement reference (resumed): its records are dated
+    against the anchors; records with a reference use their own."""
+    from types import SimpleNamespace
+
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    at = [t0 + timedelta(minutes=i) for i in range(3)]
+    anchors = list(zip(at, [1.0, 2.0, 2.0], strict=True))
+    old = SimpleNamespace(created_at=at[2] + timedelta(seconds=5), reference_ms=None)
+    new = SimpleNamespace(created_at=at[2] + timedelta(seconds=9), reference_ms=0.06)
+    speed = RecordSpeed([old, new], anchors, fast_ms=0.05)
+    anchored = SpeedReference(anchors).factor(old.created_at)
+    assert anchored > 1.5 and speed.factor_for(old) == pytest.approx(anchored)  # the anchors'
+    assert speed.factor(old.created_at) == pytest.approx(anchored)
+    assert speed.factor_for(new) == pytest.approx(1.2)  # its own reference
+    assert speed.factor(new.created_at) == pytest.approx(1.2)  # what training_rows asks
+
+
+def test_calibration_waits_briefly_for_the_fast_regime_but_fully_while_re_measuring() -> None:
+    from tflat.bench.local import LocalRunner
+    from tflat.bench.speed import CALIBRATE_WAIT_FAST_S, WAIT_FAST_S
+    from tflat.calibrate.loop import _Run
+
+    runner = LocalRunner(wait_fast_s=CALIBRATE_WAIT_FAST_S)
+    run = _Run.__new__(_Run)
+    run.runner = runner
+    with run.patient():
+        assert runner.wait_fast_s == WAIT_FAST_S
+    assert runner.wait_fast_s == CALIBRATE_WAIT_FAST_S < WAIT_FAST_S
+    assert LocalRunner().wait_fast_s == WAIT_FAST_S  # tflat bench and evaluate wait fully

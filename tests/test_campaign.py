@@ -112,6 +112,22 @@ def test_whole_model_is_stored_once(db_url: str) -> None:
         assert mm.model.size_bytes == model.stat().st_size
         assert len(mm.samples_ms) == 3 and mm.min_ms == min(mm.samples_ms)
         assert len(mm.profile) == len(r.measurement.op_profile)
+        assert mm.reference_ms is not None and mm.reference_ms == r.measurement.reference_ms
+
+
+def test_bench_of_a_model_prints_the_normalised_figure_beside_the_minimum(
+    sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tflat.cli import main
+
+    model = MODELS / "hand_recrop.tflite"
+    args = ["bench", str(model), "--device", "host-cpu", "--db", sqlite_url, "--repeats", "3"]
+    assert main([*args, "--warmup", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "min " in out and "normalised to the fast regime" in out and "reference" in out
+    with open_store(sqlite_url) as store:
+        [mm] = store.model_measurements("host-cpu")
+        assert mm.reference_ms is not None and f"reference {mm.reference_ms:.4g} ms" in out
 
 
 def _bench_cmd(folder: Path, url: str) -> list[str]:

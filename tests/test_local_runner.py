@@ -204,3 +204,87 @@ def test_close_ends_the_worker() -> None:
     proc = r._worker.proc
     r.close()
     assert proc.poll() is not None and r._worker is None
+
+
+# -- the speed reference (tflat.bench.speed) ---------------------------------------------------
+
+
+def test_every_measurement_carries_a_speed_reference(runner: LocalRunner) -> None:
+    from tflat.bench.speed import REFERENCE_RUNS, reference_model
+
+    m = runner.measure(MODELS / "hand_recrop.tflite", FAST)
+    assert m.ok, m.error
+    # a 3.6 MFLOP convolution: well above timer noise, far below a second
+    assert m.reference_ms is not None and 0.001 < m.reference_ms < 1000
+    assert m.cpu_share is not None and 0 < m.cpu_share <= 1.05  # thread CPU time / wall time
+    fast = runner.fast_reference_ms
+    assert fast is not None and fast <= m.reference_ms * 1.5
+    assert reference_model().is_file() and REFERENCE_RUNS >= 3
+    off = LocalRunner(reference=False)
+    try:
+        plain = off.measure(MODELS / "hand_recrop.tflite", FAST)
+    finally:
+        off.close()
+    assert plain.ok and plain.reference_ms is None and off.fast_reference_ms is None
+
+
+def _loaded(path: Path) -> object:
+    from ai_edge_litert import interpreter as litert
+
+    from tflat.bench.local import _load
+
+    return _load(litert, str(path), 1, "xnnpack", 0)
+
+
+def test_the_worker_waits_and_retries_while_the_reference_says_slow() -> None:
+    """Real LiteRT in this process: a fast reference no reading can reach makes every attempt
+    slow (waited for, retried, flagged); a generous one lets the first attempt through."""
+    from tflat.bench.local import _gated
+    from tflat.bench.speed import reference_model
+
+    model = _loaded(MODELS / "hand_recrop.tflite")
+    ref = _loaded(reference_model())
+    req = {"reference_runs": 3, "fast_cut": 1.15, "wait_s": 0.05, "attempts": 3}
+    slow = _gated(model.invoke, ref.invoke, 3, {**req, "fast_ms": 1e-9})  # type: ignore[attr-defined]
+    assert slow["attempts"] == 3 and slow["disturbed"] and slow["waited_s"] >= 3 * 0.05
+    assert len(slow["samples_ms"]) == 3 and len(slow["reference_readings"]) >= 3 * 3
+    assert slow["reference_ms"] in slow["reference_readings"]
+    easy = _gated(model.invoke, ref.invoke, 3, {**req, "fast_ms": 1e9})  # type: ignore[attr-defined]
+    assert easy["attempts"] == 1 and not easy["disturbed"] and easy["waited_s"] < 0.05
+    assert len(easy["reference_readings"]) == 3  # one poll, then the two bracketing readings
+
+
+def test_normalising_divides_by_the_slowdown_never_below_fast() -> None:
+    from tflat.bench.speed import fast_reference, is_fast, normalised_ms, slowdown, spread_pct
+
+    assert slowdown(0.06, 0.05) == pytest.approx(1.2)
+    assert slowdown(0.04, 0.05) == 1.0  # faster than fast is the reference's own noise
+    assert slowdown(5.0, 0.05) == 2.0  # a stall is not a regime
+    assert slowdown(None, 0.05) == 1.0 and slowdown(0.06, None) == 1.0
+    assert normalised_ms(1.2, 0.06, 0.05) == pytest.approx(1.0)
+    assert is_fast(0.055, 0.05) and not is_fast(0.06, 0.05)
+    readings = [0.05] * 19 + [0.07] * 80 + [0.001]  # a freak low reading must not set it
+    assert fast_reference(readings) == pytest.approx(0.05, rel=0.3)
+    assert fast_reference([]) is None
+    assert spread_pct([1.0, 1.1]) == pytest.approx(10.0) and spread_pct([1.0]) == 0.0
+
+
+def test_after_a_model_that_never_found_the_fast_regime_the_runner_stops_waiting_a_while() -> None:
+    from tflat.bench.speed import BACKOFF_MODELS, MAX_ATTEMPTS, WAIT_FAST_S
+
+    r = LocalRunner()
+    assert r._reference_request()["wait_s"] == WAIT_FAST_S
+    r._note_gate({"disturbed": True})
+    for _ in range(BACKOFF_MODELS):
+        req = r._reference_request()
+        assert (req["wait_s"], req["attempts"]) == (0.0, 1) and req["reference"]
+        r._note_gate({"disturbed": True})  # still slow: measured, not waited for
+    req = r._reference_request()
+    assert (req["wait_s"], req["attempts"]) == (WAIT_FAST_S, MAX_ATTEMPTS)
+    r._note_gate({"disturbed": True})  # failed again: the pause doubles
+    assert r._skip_gate == 2 * BACKOFF_MODELS
+    r._skip_gate = 0
+    r._note_gate({"disturbed": False})  # a wait that worked resets it
+    r._note_gate({"disturbed": True})
+    assert r._skip_gate == BACKOFF_MODELS
+    assert LocalRunner(reference=False)._reference_request() == {}

@@ -222,7 +222,10 @@ def test_tflat_csv_round_trips(db_url: str, tmp_path: Path) -> None:
     with open_store(db_url) as store:
         store.add_device(DeviceInfo("host-cpu", vendor="AMD", os="Linux, 6"))
         store.add_measurement(
-            "host-cpu", XNN, SPEC, Measurement("ok", (0.1 + 0.2, 1 / 3, 2.5e-6), warmup=3)
+            "host-cpu",
+            XNN,
+            SPEC,
+            Measurement("ok", (0.1 + 0.2, 1 / 3, 2.5e-6), warmup=3, reference_ms=0.0512),
         )
         store.add_measurement("host-cpu", XNN, spec2, Measurement("failed", error='bad "x", y'))
         text = to_csv(store)
@@ -234,8 +237,78 @@ def test_tflat_csv_round_trips(db_url: str, tmp_path: Path) -> None:
         assert import_measurements_csv(other, path) == (0, 2)
         assert to_csv(other) == text
         assert other.devices()[0].os == "Linux, 6"
+        assert sorted(str(r.reference_ms) for r in other.measurements()) == ["0.0512", "None"]
     import pyarrow.parquet as pq
 
     table = pq.read_table(tmp_path / "m.parquet")
     assert table.num_rows == 2
     assert table.column("samples_ms").to_pylist()[0] == [0.1 + 0.2, 1 / 3, 2.5e-6]
+
+
+def test_speed_reference_is_stored_with_each_measurement(db_url: str) -> None:
+    """reference_ms goes in and comes back on both tables; absent stays None (Android)."""
+    other = SpecRecord("fedcba9876543210", "ADD", {"input_h": 4})
+    with open_store(db_url) as store:
+        store.add_measurement("host-cpu", XNN, SPEC, Measurement("ok", (1.0,), reference_ms=0.05))
+        store.add_measurement("host-cpu", XNN, other, Measurement("ok", (2.0,)))
+        model = ModelRecord(key="net", name="net")
+        store.add_model_measurement(
+            model, "host-cpu", XNN, Measurement("ok", (3.0,), reference_ms=0.06)
+        )
+        by_hash = {r.spec.spec_hash: r.reference_ms for r in store.measurements("host-cpu")}
+        assert by_hash == {SPEC.spec_hash: 0.05, other.spec_hash: None}
+        [mm] = store.model_measurements("host-cpu")
+        assert mm.reference_ms == 0.06
+        assert sorted(store.reference_readings("host-cpu")) == [0.05, 0.06]
+        assert store.reference_readings("pixel4") == []
+
+
+def test_a_database_from_before_the_reference_upgrades_and_keeps_its_rows(db_url: str) -> None:
+    """A database at revision 0001 (no reference_ms columns) holding a measurement is migrated
+    in place by open_store; the old row reads back with reference_ms None."""
+    from sqlalchemy import create_engine, inspect, text
+
+    from tflat.store.migrate import current_revision, head_revision, upgrade
+
+    engine = create_engine(db_url)
+    upgrade(engine, "0001")
+    assert "reference_ms" not in {c["name"] for c in inspect(engine).get_columns("measurements")}
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO devices (id, vendor, model, soc, gpu, os, driver, extra, source, "
+                "updated_at) VALUES ('host-cpu', '', '', '', '', '', '', '{}', '', :t)"
+            ),
+            {"t": "2026-01-01 00:00:00+00:00"},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO runtimes (runtime, version, delegate, precision, threads, config) "
+                "VALUES ('ai-edge-litert', '2.3.0', 'xnnpack', 'fp32', 1, '')"
+            )
+        )
+        conn.execute(
+            text("INSERT INTO op_specs (spec_hash, kind, params) VALUES (:h, 'CONV_2D', '{}')"),
+            {"h": SPEC.spec_hash},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO measurements (device_id, runtime_id, spec_id, status, samples_ms, "
+                "min_ms, warmup, repeats, model_file, created_at) VALUES ('host-cpu', "
+                "(SELECT id FROM runtimes), (SELECT id FROM op_specs), 'ok', '[1.5]', 1.5, 1, 1, "
+                "'', :t)"
+            ),
+            {"t": "2026-01-01 00:00:00+00:00"},
+        )
+    engine.dispose()
+    with open_store(db_url) as store:
+        assert current_revision(store._engine) == head_revision()
+        [row] = store.measurements("host-cpu")
+        assert row.min_ms == 1.5 and row.reference_ms is None
+        store.add_measurement(
+            "host-cpu",
+            XNN,
+            SpecRecord("fedcba9876543210", "ADD", {}),
+            Measurement("ok", (2.0,), reference_ms=0.05),
+        )
+        assert store.reference_readings("host-cpu") == [0.05]

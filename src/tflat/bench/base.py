@@ -115,6 +115,14 @@ class Measurement:
     op_profile: tuple[OpProfileRow, ...] = ()
     #: Set when the runner's tool reports only aggregates (then ``samples_ms`` is empty).
     reported: ReportedTimings | None = None
+    #: How fast the device was while this model ran: the minimum time (ms) of the runner's
+    #: fixed speed-reference model, timed right around the model's runs (None for runners
+    #: without one, e.g. Android). See :mod:`tflat.bench.speed`.
+    reference_ms: float | None = None
+    #: The share of the timed runs' wall time the runner's process had the CPU (None when the
+    #: runner cannot tell). Well under 1: another process took part of the core, which a
+    #: short reference cannot see; such a measurement is not trusted as a fast-regime one.
+    cpu_share: float | None = None
 
     @property
     def ok(self) -> bool:

@@ -17,11 +17,14 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tflat.bench.speed import REFERENCE_SPEC, fast_reference, is_fast, normalised_ms, slowdown
 from tflat.calibrate.training import (
     ANCHOR_FAMILY,
     CvReport,
@@ -38,7 +41,7 @@ from tflat.calibrate.training import (
 from tflat.errors import DeviceError, SpecError, TflatError
 
 if TYPE_CHECKING:
-    from tflat.bench import Runner, RunSettings
+    from tflat.bench import Measurement, Runner, RunSettings
     from tflat.model.spec import OpSpec
     from tflat.store import RuntimeKey, Store
 
@@ -90,6 +93,42 @@ SLOW_FACTOR = 1.15
 _GENERATE_BATCH = 24
 
 
+class RecordSpeed(SpeedReference):
+    """Per-measurement slowdowns from the speed reference stored with each measurement.
+
+    A :class:`SpeedReference` (what ``training_rows`` takes) that answers ``factor(created_at)``
+    from the ``reference_ms`` of the measurement taken at that moment: its own slowdown over
+    the fast-regime reference (:func:`tflat.bench.speed.slowdown`). A measurement without one
+    (a database from before the per-measurement reference, or a runner without one) gets the
+    anchor interpolation of the base class, so old databases resume as they were.
+    """
+
+    def __init__(
+        self,
+        records: Sequence[Any],
+        anchors: Sequence[tuple[datetime, float]] = (),
+        fast_ms: float | None = None,
+    ) -> None:
+        super().__init__(anchors)
+        self.readings: dict[datetime, float] = {
+            rec.created_at: float(rec.reference_ms)
+            for rec in records
+            if getattr(rec, "reference_ms", None) is not None
+        }
+        self.fast_ms = fast_ms if fast_ms is not None else fast_reference(self.readings.values())
+
+    def factor(self, when: datetime) -> float:
+        ref = self.readings.get(when)
+        return slowdown(ref, self.fast_ms) if ref is not None else super().factor(when)
+
+    def factor_for(self, record: Any) -> float:
+        """The slowdown of ``record``: its own reference first, else the anchors'."""
+        ref = getattr(record, "reference_ms", None)
+        if ref is not None:
+            return slowdown(ref, self.fast_ms)
+        return super().factor(record.created_at)
+
+
 @dataclass(frozen=True)
 class CalibrationProgress:
     """Where a calibration is: shown after every model and after every retraining."""
@@ -121,6 +160,10 @@ class CalibrationResult:
     elapsed_s: float
     work_dir: str
     trained_kinds: tuple[str, ...] = field(default_factory=tuple)
+    #: how labels were corrected for the machine's speed at the time they were taken
+    speed_reference: str = ""
+    #: the speed reference's fast-regime time (ms) labels are normalised to (None: anchors)
+    reference_fast_ms: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -138,6 +181,8 @@ class CalibrationResult:
             "elapsed_s": self.elapsed_s,
             "work_dir": self.work_dir,
             "trained_kinds": list(self.trained_kinds),
+            "speed_reference": self.speed_reference,
+            "reference_fast_ms": self.reference_fast_ms,
         }
 
 
@@ -233,7 +278,10 @@ def calibrate(
     if runner is None:
         options = dict(runner_options or {})
         if device_id.startswith("host-cpu"):
+            from tflat.bench.speed import CALIBRATE_WAIT_FAST_S
+
             options["threads"] = threads
+            options.setdefault("wait_fast_s", CALIBRATE_WAIT_FAST_S)
         runner = get_runner(
             device_id if device_id.startswith("android:") else "host-cpu", **options
         )
@@ -250,6 +298,7 @@ def calibrate(
         rt = runner.runtime_info()
         key = RuntimeKey(rt.runtime, rt.version, settings.delegate, settings.precision, threads)
         run = _Run(store, runner, settings, key, device_id, work, state, progress, max_models)
+        run.seed_reference()
         overhead_ms = run.overhead()
         cache = FeatureCache(rules)
         for name, plan, share in plans if plans is not None else _default_phases(prior_models):
@@ -258,7 +307,8 @@ def calibrate(
             state.phase = name
             phase_until = min(state.measure_until, time.monotonic() + share * budget_s)
             if plan == NETWORKS_PLAN:
-                run.measure_networks(phase_until)
+                with run.patient():
+                    run.measure_networks(phase_until)
             else:
                 run.measure_specs(run.plan_specs(plan, seed, max_op_flops), phase_until)
                 state.cv = run.retrain(cache, overhead_ms, seed)
@@ -271,7 +321,8 @@ def calibrate(
             if not new:
                 break
             run.measure_specs(new, state.measure_until)
-            run.remeasure_slow(RECHECK_BATCH)
+            with run.patient():
+                run.remeasure_slow(RECHECK_BATCH)
             state.cv = run.retrain(cache, overhead_ms, seed)
             state.phases_done.append(state.phase)
         overhead_ms = min(overhead_ms, run.overhead())
@@ -295,8 +346,8 @@ def calibrate(
                 "statistic": f"minimum of {repeats} timed runs",
                 "rows": len(rows),
                 "remeasured_slow_time_specs": state.rechecked,
-                "speed_reference": "anchor CONV_2D every "
-                f"{ANCHOR_EVERY} models; labels divided by the slowdown at their time",
+                "speed_reference": run.speed_note(),
+                "reference_fast_ms": run.speed().fast_ms,
             },
         )
         whole = fit_whole_model(predictor, run.networks())
@@ -320,6 +371,8 @@ def calibrate(
             elapsed_s=time.monotonic() - start,
             work_dir=str(work),
             trained_kinds=tuple(sorted(predictor.models)),
+            speed_reference=str(predictor.provenance["speed_reference"]),
+            reference_fast_ms=predictor.provenance["reference_fast_ms"],
         )
     finally:
         store.close()
@@ -365,6 +418,7 @@ class _Run:
         self.state = state
         self.progress = progress
         self.max_models = max_models
+        self._runner_has_reference = False
         state.done = store.measured_spec_hashes(device_id, key)
         state.in_db = len(store.measured_spec_hashes(device_id, key, include_failed=False))
 
@@ -430,7 +484,7 @@ class _Run:
         }
         generate(probes, self.work)
         for spec in probes:
-            m = self.runner.measure(self.work / model_path(spec), self.settings)
+            m = self._measure(self.work / model_path(spec))
             old = stored.get(spec.spec_hash)
             if m.ok and m.min_ms is not None and (old is None or m.min_ms < old):
                 record = SpecRecord(spec.spec_hash, spec.kind, dict(spec.params))
@@ -458,7 +512,7 @@ class _Run:
         from tflat.store import SpecRecord
 
         todo = [s for s in specs if s.spec_hash not in self.state.done]
-        if todo and count:
+        if todo and count and self.needs_anchor():
             self.anchor()
         for first in range(0, len(todo), _GENERATE_BATCH):
             batch = todo[first : first + _GENERATE_BATCH]
@@ -472,7 +526,7 @@ class _Run:
                 if spec.label in bad:
                     continue
                 path = self.work / model_path(spec)
-                m = self.runner.measure(path, self.settings)
+                m = self._measure(path)
                 record = SpecRecord(spec.spec_hash, spec.kind, dict(spec.params))
                 self.store.add_measurement(
                     self.device_id, self.key, record, m, model_file=str(path)
@@ -488,8 +542,60 @@ class _Run:
                     self.state.measured += 1
                     if self.state.measured % 10 == 0:
                         self.report()
-                    if self.state.measured % ANCHOR_EVERY == 0:
+                    if self.state.measured % ANCHOR_EVERY == 0 and self.needs_anchor():
                         self.anchor()
+
+    def _measure(self, path: Path) -> Measurement:
+        """Measure one model; remembers whether the runner times a speed reference with it."""
+        m = self.runner.measure(path, self.settings)
+        if m.reference_ms is not None:
+            self._runner_has_reference = True
+        return m
+
+    @contextmanager
+    def patient(self) -> Iterator[None]:
+        """Wait the full time for the fast regime meanwhile: for the few measurements that
+        matter one by one (networks, the re-measured slowest specs), not the thousands of
+        single-op labels."""
+        from tflat.bench.speed import WAIT_FAST_S
+
+        before = getattr(self.runner, "wait_fast_s", None)
+        if before is None:
+            yield
+            return
+        self.runner.wait_fast_s = WAIT_FAST_S  # type: ignore[attr-defined]
+        try:
+            yield
+        finally:
+            self.runner.wait_fast_s = before  # type: ignore[attr-defined]
+
+    def needs_anchor(self) -> bool:
+        """Anchors only for runners without a per-measurement reference (e.g. Android)."""
+        return not self._runner_has_reference
+
+    def seed_reference(self) -> None:
+        """Give the runner the reference readings stored by earlier runs (a resumed run then
+        gates on the fast regime from its first model)."""
+        add = getattr(self.runner, "add_reference_readings", None)
+        if add is None:
+            return
+        add(self.store.reference_readings(self.device_id))
+
+    def _fast_ms(self) -> float | None:
+        fast = getattr(self.runner, "fast_reference_ms", None)
+        return float(fast) if isinstance(fast, (int, float)) else None
+
+    def speed_note(self) -> str:
+        if self._runner_has_reference:
+            return (
+                "per-measurement reference (tflat.bench.speed: "
+                f"{REFERENCE_SPEC[0]} timed around each model, fast regime awaited); labels "
+                "divided by reference_ms / the reference's fast-regime time (5th percentile)"
+            )
+        return (
+            f"anchor CONV_2D every {ANCHOR_EVERY} models; labels divided by the slowdown at "
+            "their time"
+        )
 
     def anchor(self) -> None:
         """Measure the speed reference now and keep it (one whole-model row per time point)."""
@@ -516,34 +622,40 @@ class _Run:
         )
         self.store.add_model_measurement(record, self.device_id, self.key, m, source="anchor")
 
-    def speed(self) -> SpeedReference:
+    def speed(self) -> RecordSpeed:
+        """Each measurement's slowdown: its own reference reading where it has one, else the
+        anchors around its time (databases from before the per-measurement reference)."""
+        models = [
+            rec
+            for rec in self.store.model_measurements(self.device_id, with_profile=False)
+            if rec.runtime == self.key and rec.status == "ok" and rec.min_ms is not None
+        ]
         anchors = [
             (rec.created_at, float(rec.min_ms))
-            for rec in self.store.model_measurements(self.device_id, with_profile=False)
-            if rec.model.family == ANCHOR_FAMILY
-            and rec.runtime == self.key
-            and rec.status == "ok"
-            and rec.min_ms is not None
+            for rec in models
+            if rec.model.family == ANCHOR_FAMILY and rec.min_ms is not None
         ]
-        return SpeedReference(anchors)
+        measured = [*self.records(), *(r for r in models if r.model.family != ANCHOR_FAMILY)]
+        return RecordSpeed(measured, anchors)
 
     def measure_networks(self, until: float) -> None:
         """Measure the zoo and synthetic networks not measured yet (on this device and
         settings), in :data:`NETWORK_ROUNDS` rounds that go over all of them in turn.
 
         Why rounds: a network's time is the target of the whole-model fit, and one reading on
-        a busy machine can be off by 20 %; the anchor's slowdown corrects it only roughly (a
-        0.2 ms convolution and a 10 ms network do not slow down alike). Each network keeps
-        its fastest round (the least busy moment, the statistic real models are checked
-        with), stored as it is taken so that training divides it by the slowdown of that
-        moment. A resumed run does not measure again a network measured before.
+        a busy machine can be off by 20 %; the speed reference corrects it only roughly (a
+        0.05 ms convolution and a 10 ms network do not slow down alike). Each network keeps
+        its lowest normalised round among those the reference calls fast (any round if none
+        is), the way real models are checked, stored as it is taken so that training divides
+        it by the slowdown of that moment. A resumed run does not measure again a network
+        measured before.
         """
         todo = [
             k
             for k in _all_network_keys()
             if not self.store.has_model_measurement(k, self.device_id, self.key)
         ]
-        best: dict[str, float] = {}
+        best: dict[str, tuple[bool, float]] = {}
         for round_no in range(NETWORK_ROUNDS):
             for key in todo:
                 if self.out_of_time() or time.monotonic() >= until:
@@ -553,15 +665,21 @@ class _Run:
                 except SpecError as exc:
                     log.warning("network %s cannot be built: %s", key, exc)
                     continue
-                self.anchor()  # networks take long: the machine's speed is read beside each one
-                m = self.runner.measure(path, self.settings)
+                if self.needs_anchor():
+                    self.anchor()  # networks take long: the machine's speed read beside each
+                m = self._measure(path)
                 if not m.ok or m.min_ms is None:
                     if round_no == 0:
                         log.info("%s: %s (%s)", key, m.status, m.error)
                         self._store_network(key, path, m)
                     continue
-                if key not in best or m.min_ms < best[key]:
-                    best[key] = float(m.min_ms)
+                fast = self._fast_ms()
+                value = (
+                    not is_fast(m.reference_ms, fast),
+                    normalised_ms(m.min_ms, m.reference_ms, fast),
+                )
+                if key not in best or value < best[key]:
+                    best[key] = value
                     self._store_network(key, path, m)
                 if round_no == 0:
                     self.state.networks += 1
@@ -610,7 +728,7 @@ class _Run:
                 continue
             if rec.model.key not in known:
                 continue
-            ms = float(rec.min_ms) / speed.factor(rec.created_at)
+            ms = float(rec.min_ms) / speed.factor_for(rec)
             out.append((read_model(self._network_file(rec.model.key)), ms))
         return out
 
@@ -623,15 +741,16 @@ class _Run:
         return self.state.cv
 
     def remeasure_slow(self, limit: int) -> int:
-        """Measure again the specs measured when the machine was slowest (by the anchors);
-        keep the new measurement where its minimum is lower. Returns how many improved."""
+        """Measure again the specs measured when the machine was slowest (by their reference,
+        or the anchors); keep the new measurement where its normalised minimum (min / slowdown)
+        is lower. Returns how many improved."""
         from tflat.plans import generate, model_path
         from tflat.store import SpecRecord
 
         speed = self.speed()
         slow = sorted(
-            (r for r in self.records() if speed.factor(r.created_at) > SLOW_FACTOR),
-            key=lambda r: -speed.factor(r.created_at),
+            (r for r in self.records() if speed.factor_for(r) > SLOW_FACTOR),
+            key=lambda r: -speed.factor_for(r),
         )[:limit]
         improved = 0
         for rec in slow:
@@ -643,8 +762,8 @@ class _Run:
             path = self.work / model_path(spec)
             if not path.exists():
                 generate([spec], self.work)
-            m = self.runner.measure(path, self.settings)
-            if m.ok and m.min_ms is not None and rec.min_ms is not None and m.min_ms < rec.min_ms:
+            m = self._measure(path)
+            if m.ok and m.min_ms is not None and rec.min_ms is not None and _lower(m, rec, speed):
                 record = SpecRecord(spec.spec_hash, spec.kind, dict(spec.params))
                 self.store.add_measurement(
                     self.device_id, self.key, record, m, model_file=str(path), replace=True
@@ -682,6 +801,17 @@ class _Run:
         errors = adaptive_errors(rows, cv, specs)
         new = adaptive_specs(errors, ADAPTIVE_BATCH, seed=seed)
         return [s for s in new if s.spec_hash not in self.state.done and _flops(s) <= max_op_flops]
+
+
+def _lower(m: Measurement, rec: Any, speed: RecordSpeed) -> bool:
+    """Whether a new measurement beats a stored one: both normalised by their own reference
+    where the new one has a reference; raw minimums otherwise (anchors date only the old)."""
+    assert m.min_ms is not None
+    if m.reference_ms is None:
+        return bool(m.min_ms < rec.min_ms)
+    return normalised_ms(m.min_ms, m.reference_ms, speed.fast_ms) < rec.min_ms / speed.factor_for(
+        rec
+    )
 
 
 def _network_key(arch: str, width: float, size: int, weights: str) -> str:

@@ -13,6 +13,7 @@ from tflat.errors import TflatError
 if TYPE_CHECKING:
     from rich.progress import TaskID
 
+    from tflat.bench import Measurement
     from tflat.bench.campaign import BenchItem, CampaignResult, WideSpread
     from tflat.bench.campaign import Progress as CampaignProgress
 
@@ -140,6 +141,7 @@ def bench_cmd(
     items = None if is_model else _items(target, sample, seed)
     store = open_store(db_url)
     try:
+        _seed_reference(runner, store)
         with runner:
             if is_model:
                 r = bench_model(
@@ -163,7 +165,8 @@ def bench_cmd(
                     click.echo(f"{path.name} on {r.device_id}: {m.status}: {m.error}")
                     return
                 click.echo(
-                    f"{path.name} on {r.device_id}: min {m.min_ms:.4g} ms, "
+                    f"{path.name} on {r.device_id}: min {m.min_ms:.4g} ms"
+                    f"{_normalised_note(runner, m)}, "
                     f"median {m.median_ms:.4g} ms over {m.count} runs; "
                     f"{r.profile_rows} per-op profile rows stored in {store.url}"
                 )
@@ -175,6 +178,32 @@ def bench_cmd(
     finally:
         store.close()
     _summary(result, store.url, limit)
+
+
+def _seed_reference(runner: Any, store: Any) -> None:
+    """Give a runner with a speed reference the readings stored for its device, so its
+    fast-regime reference is known from the first model."""
+    add = getattr(runner, "add_reference_readings", None)
+    if add is not None:
+        add(store.reference_readings(runner.device_id))
+
+
+def _normalised_note(runner: Any, m: Measurement) -> str:
+    """`` (normalised X ms: reference R ms, fast-regime F ms)`` where the runner has a reference.
+
+    The normalised figure is the minimum divided by how much slower than its fast regime the
+    machine was (tflat.bench.speed), the statistic calibration trains on and checks with.
+    """
+    from tflat.bench.speed import normalised_ms
+
+    fast = getattr(runner, "fast_reference_ms", None)
+    if m.reference_ms is None or m.min_ms is None or not isinstance(fast, float):
+        return ""
+    norm = normalised_ms(m.min_ms, m.reference_ms, fast)
+    return (
+        f" (normalised to the fast regime {norm:.4g} ms: reference {m.reference_ms:.4g} ms, "
+        f"fast {fast:.4g} ms)"
+    )
 
 
 def _items(target: str, sample: int | None, seed: int) -> list[BenchItem]:
@@ -258,7 +287,7 @@ def _run_with_progress(
         if p.item is not None and p.measurement is not None:
             m = p.measurement
             last = (
-                f"{p.item.spec.kind} {m.min_ms:.3g} ms"
+                f"{p.item.spec.kind} {m.min_ms:.3g} ms{_short_norm(runner, m)}"
                 if m.ok and m.min_ms is not None
                 else f"{p.item.spec.kind} {m.status}"
             )
@@ -277,6 +306,15 @@ def _run_with_progress(
     finally:
         if task is not None:
             bar.stop()
+
+
+def _short_norm(runner: Any, m: Measurement) -> str:
+    from tflat.bench.speed import normalised_ms
+
+    fast = getattr(runner, "fast_reference_ms", None)
+    if m.reference_ms is None or m.min_ms is None or not isinstance(fast, float):
+        return ""
+    return f" (norm {normalised_ms(m.min_ms, m.reference_ms, fast):.3g})"
 
 
 def _summary(r: CampaignResult, url: str, limit: float) -> None:

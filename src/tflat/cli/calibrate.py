@@ -132,6 +132,12 @@ def calibrate_cmd(
         f"{result.models_in_db} in the database ({result.failed} failed)",
         f"statistic     minimum of {result.settings['repeats']} timed runs; invoke overhead "
         f"{result.overhead_ms * 1000:.1f} µs subtracted per single-op model",
+        f"speed         {result.speed_reference}"
+        + (
+            f" (fast-regime reference {result.reference_fast_ms * 1000:.1f} µs)"
+            if result.reference_fast_ms
+            else ""
+        ),
         f"CV error      {100 * cv.mape:.1f} % per op ({100 * cv.mape_above_floor:.1f} % for ops "
         f"over 10 µs), {100 * cv.wape:.1f} % latency-weighted ({cv.folds}-fold, {cv.rows} ops)",
         f"phases run    {', '.join(result.phases_done) or '-'}"

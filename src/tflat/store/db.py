@@ -112,6 +112,7 @@ class Store(ModelMethods):
             error=measurement.error,
             init_ms=measurement.init_ms,
             model_file=model_file,
+            reference_ms=measurement.reference_ms,
         )
         return self.add_measurement_record(record, replace=replace)
 
@@ -168,6 +169,7 @@ class Store(ModelMethods):
                 std_ms=_finite(r.std_ms),
                 min_ms=_finite(r.min_ms),
                 init_ms=_finite(r.init_ms),
+                reference_ms=_finite(r.reference_ms),
                 warmup=r.warmup,
                 repeats=r.repeats,
                 model_file=r.model_file,
@@ -214,9 +216,30 @@ class Store(ModelMethods):
                     error=m.error,
                     init_ms=m.init_ms,
                     model_file=m.model_file,
+                    reference_ms=m.reference_ms,
                 )
                 for m, sp, rt in s.execute(q).all()
             ]
+
+    def reference_readings(self, device_id: str, *, limit: int = 2000) -> list[float]:
+        """The newest ``limit`` speed-reference readings (ms) stored with this device's single-op
+        and whole-model measurements, to seed a runner's fast-regime reference."""
+        from sqlalchemy import select
+
+        from tflat.store import schema as sc
+
+        out: list[float] = []
+        with self._tx() as s:
+            for table in (sc.MeasurementRow, sc.ModelMeasurementRow):
+                q = (
+                    select(table.reference_ms)
+                    .where(table.device_id == device_id)
+                    .where(table.reference_ms.is_not(None))
+                    .order_by(table.id.desc())
+                    .limit(limit)
+                )
+                out.extend(float(v) for v in s.scalars(q).all() if v is not None)
+        return out
 
     def training_rows(self, device_id: str, kind: str | None = None) -> list[MeasurementRecord]:
         """The successful single-op measurements of a device: what a predictor trains on."""

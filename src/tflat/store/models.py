@@ -124,6 +124,7 @@ class ModelMethods(StoreBase):
                             "error": measurement.error,
                             "warmup": measurement.warmup,
                             "init_ms": measurement.init_ms,
+                            "reference_ms": measurement.reference_ms,
                             "source": source,
                         },
                         profile,
@@ -180,6 +181,7 @@ class ModelMethods(StoreBase):
                     "std_ms": _finite(values.get("std_ms")),
                     "min_ms": _finite(values.get("min_ms")),
                     "init_ms": _finite(values.get("init_ms")),
+                    "reference_ms": _finite(values.get("reference_ms")),
                     "warmup": int(values.get("warmup", 0)),
                     "repeats": int(values.get("repeats", len(samples))),
                     "source": values.get("source", ""),
@@ -285,6 +287,7 @@ class ModelMethods(StoreBase):
                     created_at=_utc(mm.created_at),
                     error=mm.error,
                     profile=tuple(profiles.get(mm.id, ())),
+                    reference_ms=mm.reference_ms,
                 )
                 for mm, mo, rt in found
             ]

@@ -54,6 +54,8 @@ class MeasurementRecord:
     error: str | None = None
     init_ms: float | None = None
     model_file: str = ""
+    #: the runner's speed reference around this measurement (ms; see Measurement.reference_ms)
+    reference_ms: float | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,8 @@ class ModelMeasurementRecord:
     created_at: datetime
     error: str | None = None
     profile: tuple[ProfileRecord, ...] = ()
+    #: the runner's speed reference around this measurement (ms; see Measurement.reference_ms)
+    reference_ms: float | None = None
 
 
 @dataclass(frozen=True)

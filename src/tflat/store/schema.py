@@ -98,6 +98,8 @@ class MeasurementRow(Base):
     std_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
     min_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
     init_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: the runner's speed reference timed around this measurement (ms), None without one
+    reference_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
     warmup: Mapped[int] = mapped_column(Integer)
     repeats: Mapped[int] = mapped_column(Integer)
     model_file: Mapped[str] = mapped_column(Text, default="")
@@ -142,6 +144,8 @@ class ModelMeasurementRow(Base):
     std_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
     min_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
     init_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: the runner's speed reference timed around this measurement (ms), None without one
+    reference_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
     warmup: Mapped[int] = mapped_column(Integer)
     repeats: Mapped[int] = mapped_column(Integer)
     source: Mapped[str] = mapped_column(String(200), default="")

@@ -55,7 +55,10 @@ MEASUREMENT_COLUMNS = (
     "repeats",
     "model_file",
     "created_at",
+    "reference_ms",
 )
+#: Columns a CSV written by an older tflat lacks; read as empty.
+_OPTIONAL_COLUMNS = frozenset({"reference_ms"})
 
 MODEL_COLUMNS = (
     "model_key",
@@ -84,6 +87,7 @@ MODEL_COLUMNS = (
     "source",
     "profile_rows",
     "created_at",
+    "reference_ms",
 )
 
 TABLES = ("measurements", "model_measurements")
@@ -125,6 +129,7 @@ def measurement_rows(store: Store) -> list[dict[str, Any]]:
                 "repeats": m.repeats,
                 "model_file": m.model_file,
                 "created_at": m.created_at.isoformat(),
+                "reference_ms": m.reference_ms,
             }
         )
     return rows
@@ -160,6 +165,7 @@ def model_rows(store: Store) -> list[dict[str, Any]]:
             "source": m.source,
             "profile_rows": len(m.profile),
             "created_at": m.created_at.isoformat(),
+            "reference_ms": m.reference_ms,
         }
         for m in store.model_measurements()
     ]
@@ -230,7 +236,11 @@ def read_measurements_csv(
 ) -> list[tuple[dict[str, str], MeasurementRecord]]:
     """Parse tflat's single-op measurement CSV: (device facts, record) per row."""
     reader = csv.DictReader(io.StringIO(text))
-    missing = [c for c in MEASUREMENT_COLUMNS if c not in (reader.fieldnames or ())]
+    missing = [
+        c
+        for c in MEASUREMENT_COLUMNS
+        if c not in (reader.fieldnames or ()) and c not in _OPTIONAL_COLUMNS
+    ]
     if missing:
         raise TflatError(f"{where}: not a tflat measurements CSV (missing {', '.join(missing)})")
     statuses = get_args(Status)
@@ -265,6 +275,7 @@ def read_measurements_csv(
                 error=row["error"] or None,
                 init_ms=_float(row["init_ms"]),
                 model_file=row["model_file"],
+                reference_ms=_float(row.get("reference_ms") or ""),
             )
         except (ValueError, TypeError, KeyError) as exc:
             raise TflatError(f"{where}:{line}: bad row ({exc})") from exc
