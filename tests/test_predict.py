@@ -131,20 +131,6 @@ def test_robust_objective_trains_and_exports() -> None:
     assert np.median(l1[clean] - x[clean, 0]) < np.median(l2[clean] - x[clean, 0])
 
 
-def test_fused_pair_counts_once_in_the_whole_model_term() -> None:
-    from tflat.predict.whole import merge_fused, model_features
-
-    kinds = ["conv2d", "depthwise_conv2d", "conv2d", "conv2d"]
-    raw = [1.0, 0.05, 0.07, 2.0]
-    weights = [0.1, 0.01, 0.02, 0.3]
-    k, r, w = merge_fused(kinds, np.asarray(raw), np.asarray(weights), [False, True, False, False])
-    assert k == ["conv2d", "conv2d", "conv2d"]
-    assert list(r) == pytest.approx([1.0, 0.06, 2.0]) and list(w) == pytest.approx([0.1, 0.03, 0.3])
-    f = model_features(kinds, raw, 0, 0.0, 0, weights, [False, True, False, False])
-    assert f["listed_kernels"] == 3 and f["listed_kernel_sum_ms"] == pytest.approx(3.06)
-    assert model_features(kinds, raw, 0, 0.0, 0, weights)["listed_kernels"] == 4
-
-
 def test_node_ids_and_unlisted_bytes() -> None:
     from tflat.predict.features import KernelShape
     from tflat.predict.train import _nodes, _unlisted_mb
@@ -180,7 +166,7 @@ def test_fit_device_roundtrips_json(tmp_path: Path) -> None:
     from tflat.predict.usc import fit_usc_device
 
     data = load_usc(_small_usc(tmp_path / "usc"))
-    bundle = fit_usc_device(data, "mi8se", params={"n_estimators": 60}, tune_by="model")
+    bundle = fit_usc_device(data, "mi8se", params={"n_estimators": 60}, tune=True, tune_by="model")
     again = Predictor(json.loads(json.dumps(bundle)))
     assert again.device == "mi8se" and bundle["training_rows"]["models"] == 18
     wm = bundle["whole_model"]
@@ -188,7 +174,7 @@ def test_fit_device_roundtrips_json(tmp_path: Path) -> None:
     assert f"{wm['design']}/{wm['fitted_on']}" in wm["selection_mape_pct"]
     assert set(wm["coef"]) == set(wm["features"])
     assert scale > 0.5 and wm["log_interval"][0] < 0 < wm["log_interval"][1]
-    # the tree settings were chosen on the inner family folds: the lowest whole-model error
+    # with tune, the tree settings are chosen on the inner family folds: lowest whole-model error
     sel = bundle["gbdt_selection"]
     scores = {k: v["model_oof_mape_pct"] for k, v in sel["candidates"].items()}
     assert sel["chosen"] == min(scores, key=lambda k: scores[k]) and len(scores) > 1

@@ -152,24 +152,6 @@ def partition(
     return _Partitioner(graph, gpu_rules, gpu_family).run()
 
 
-#: The kernel name Metal gives a thin depthwise conv fused with the 1x1 conv after it; both
-#: kernels of such a pair carry it (:meth:`_Partitioner.fuse_thin_pointwise`).
-FUSED_PAIR_NAME = "depthwise_conv_plus_1x1_conv"
-#: GPU families whose delegate fuses such pairs: in the USC data (TFLite 2.10) only the
-#: iPhones' kernel names show it, not Adreno, Mali or PowerVR.
-THIN_POINTWISE_FAMILIES = frozenset({"apple"})
-#: fp16 limits of that fusion on Apple GPUs (TFLite GPU delegate,
-#: tasks/special/depthwise_conv_plus_1x1_conv.cc, IsDepthwiseConvPlus1x1ConvSupported).
-THIN_DW_MAX_CHANNELS = 16
-THIN_DW_MAX_TAPS = 3 * 3 * 16
-THIN_CONV_MAX_FILTERS = 16
-THIN_CONV_MAX_WEIGHTS = 16 * 16
-
-
-def _join(note: str, more: str) -> str:
-    return f"{note}; {more}" if note else more
-
-
 def _hw(shape: tuple[int, ...]) -> tuple[int, int]:
     if len(shape) == 4:
         return max(shape[1], 1), max(shape[2], 1)
@@ -287,66 +269,7 @@ class _Partitioner:
                     note=note,
                 )
             )
-        if self.family in THIN_POINTWISE_FAMILIES:
-            kernels = self.fuse_thin_pointwise(kernels)
         return tuple(kernels)
-
-    def fuse_thin_pointwise(self, kernels: list[Kernel]) -> list[Kernel]:
-        """Metal's depthwise_conv_plus_1x1_conv: a thin depthwise conv whose only reader is a
-        thin 1x1 conv runs with it in one kernel. Both keep their row (the data lists the pair
-        that way, and a layer table stays per op) under the fused kernel's name, so that the
-        predictor prices the pair as one launch (:data:`FUSED_PAIR_NAME`)."""
-        pos_of = {op.index: pos for pos, op in enumerate(self.ops)}
-        out = list(kernels)
-        i = 0
-        while i + 1 < len(out):
-            dw, conv = out[i], out[i + 1]
-            if self.thin_pair(dw, conv, pos_of):
-                out[i] = dataclasses.replace(
-                    dw, name=FUSED_PAIR_NAME, note=_join(dw.note, "fused with the next 1x1 conv")
-                )
-                out[i + 1] = dataclasses.replace(
-                    conv,
-                    name=FUSED_PAIR_NAME,
-                    note=_join(conv.note, "fused with the depthwise conv before"),
-                )
-                i += 2
-                continue
-            i += 1
-        return out
-
-    def thin_pair(self, dw: Kernel, conv: Kernel, pos_of: Mapping[int, int]) -> bool:
-        """The delegate's fp16 limits on Apple (IsDepthwiseConvPlus1x1ConvSupported): depthwise
-        multiplier 1, at most 16 channels and 3x3x16 taps; 1x1 conv, stride 1, unpadded, at
-        most 16 filters and 16x16 weights; the depthwise kernel's output read by it alone."""
-        if dw.kind != "depthwise_conv2d" or conv.kind != "conv2d":
-            return False
-        d_op, c_op = self.ops[pos_of[dw.main_op]], self.ops[pos_of[conv.main_op]]
-        d_w = d_op.inputs[1].shape if len(d_op.inputs) > 1 else ()
-        c_w = c_op.inputs[1].shape if len(c_op.inputs) > 1 else ()
-        if len(d_w) != 4 or len(c_w) != 4 or not d_op.activations or not c_op.activations:
-            return False
-        channels = d_w[3]
-        d_in = d_op.activations[0].shape
-        if (d_in[-1] if d_in else 0) != channels or channels > THIN_DW_MAX_CHANNELS:
-            return False
-        if d_w[1] * d_w[2] * channels > THIN_DW_MAX_TAPS:
-            return False
-        if (c_op.kernel or (1, 1)) != (1, 1) or (c_op.stride or (1, 1)) != (1, 1):
-            return False
-        if (c_op.dilation or (1, 1)) != (1, 1) or (
-            len(conv.op_indices) > 1
-            and any(self.ops[pos_of[i]].type in self.rules.pad_ops for i in conv.op_indices[1:])
-        ):
-            return False
-        cout, cin = c_w[0], c_w[3]
-        if cout > THIN_CONV_MAX_FILTERS or cout * cin > THIN_CONV_MAX_WEIGHTS:
-            return False
-        last = self.ops[pos_of[dw.op_indices[-1]]]
-        if last.type in self.rules.pad_ops or not last.outputs:
-            last = d_op
-        reader = self.sole_reader(last.outputs[0].index)
-        return reader is not None and self.ops[reader].index == conv.main_op
 
     def classify(self, op: Op) -> tuple[str, str, bool, str]:
         """(kind, kernel name, on the GPU, note) of one main op."""

@@ -110,7 +110,7 @@ def evaluate_families(
             raw = pred.predict_shapes(mp.shapes)
             total = pred.total_from_parts(
                 raw, mp.unlisted_ops, mp.unlisted_mb, [s.kind for s in mp.shapes],
-                mp.merged_pads, [s.weight_bytes / 1e6 for s in mp.shapes], mp.fused_next,
+                mp.merged_pads, [s.weight_bytes / 1e6 for s in mp.shapes],
             )  # fmt: skip
             lo, hi = pred.whole.log_interval
             results.append(
@@ -187,7 +187,7 @@ def evaluate_predictor_on_rows(predictor: Predictor, data: UscData, label: str =
         kinds = [s.kind for s in mp.shapes]
         total = predictor.total_from_parts(
             raw, mp.unlisted_ops, mp.unlisted_mb, kinds, mp.merged_pads,
-            [s.weight_bytes / 1e6 for s in mp.shapes], mp.fused_next,
+            [s.weight_bytes / 1e6 for s in mp.shapes],
         )  # fmt: skip
         results.append(
             ModelResult(mp.model, mp.family, float(mp.measured_ms or 0.0), total,

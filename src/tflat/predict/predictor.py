@@ -10,7 +10,6 @@ pad, resize, ...) and a per-inference overhead, all fitted on whole-model measur
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -160,7 +159,6 @@ class Predictor:
         raw = dict(zip((k.index for k in listed), self.predict_shapes(shapes), strict=True))
         weight_mb = {k.index: s.weight_bytes / 1e6 for k, s in zip(listed, shapes, strict=True)}
         wm = self.whole
-        shared = self._fused_pair_ms(kernels, raw, weight_mb)
         times: list[KernelTime] = []
         for k in kernels:
             if k.kind == "free":
@@ -169,11 +167,9 @@ class Predictor:
                 lo, hi = self.kernel_log_interval.get(
                     PROXY_KIND.get(k.kind, k.kind), DEFAULT_KERNEL_LOG_INTERVAL
                 )
-                ms = shared.get(k.index)
-                if ms is None:
-                    ms = wm.listed_kernel_ms(
-                        PROXY_KIND.get(k.kind, k.kind), raw[k.index], weight_mb[k.index]
-                    )
+                ms = wm.listed_kernel_ms(
+                    PROXY_KIND.get(k.kind, k.kind), raw[k.index], weight_mb[k.index]
+                )
                 if any(by_index[i].type in _PAD_TYPES for i in k.op_indices[1:]):
                     ms += wm.merged_pad_ms
                 times.append(KernelTime(ms, ms * math.exp(lo), ms * math.exp(hi)))
@@ -198,28 +194,6 @@ class Predictor:
             interval=self.interval,
         )
 
-    def _fused_pair_ms(
-        self, kernels: Sequence[Kernel], raw: Mapping[int, float], weight_mb: Mapping[int, float]
-    ) -> dict[int, float]:
-        """Each kernel's half of a fused pair's cost (partition's ``FUSED_PAIR_NAME``): one
-        launch priced as training prices it (:func:`tflat.predict.whole.merge_fused`), split
-        in two so that the per-kernel rows still add up to the total."""
-        from tflat.gpu.partition import FUSED_PAIR_NAME
-
-        out: dict[int, float] = {}
-        for a, b in itertools.pairwise(kernels):
-            if a.name != FUSED_PAIR_NAME or b.name != FUSED_PAIR_NAME or a.index in out:
-                continue
-            if a.index not in raw or b.index not in raw:
-                continue
-            ms = self.whole.listed_kernel_ms(
-                PROXY_KIND.get(b.kind, b.kind),
-                (raw[a.index] + raw[b.index]) / 2,
-                weight_mb[a.index] + weight_mb[b.index],
-            )
-            out[a.index] = out[b.index] = ms / 2
-        return out
-
     def total_from_parts(
         self,
         listed_raw_ms: Sequence[float] | np.ndarray,
@@ -228,14 +202,12 @@ class Predictor:
         kinds: Sequence[str] | None = None,
         merged_pads: int = 0,
         weight_mb: Sequence[float] | None = None,
-        fused_next: Sequence[bool] = (),
     ) -> float:
         """The whole-model estimate from raw listed-kernel times (of ``kinds``; all "main"
-        kernels when not given; their weights in MB; pairs run as one kernel marked in
-        ``fused_next``) and the unlisted kernels."""
+        kernels when not given; their weights in MB) and the unlisted kernels."""
         kinds = list(kinds) if kinds is not None else ["conv2d"] * len(listed_raw_ms)
         feats = model_features(
-            kinds, listed_raw_ms, unlisted_count, unlisted_mb, merged_pads, weight_mb, fused_next
+            kinds, listed_raw_ms, unlisted_count, unlisted_mb, merged_pads, weight_mb
         )
         return self.whole.total(feats)
 

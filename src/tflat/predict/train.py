@@ -96,9 +96,6 @@ class ModelParts:
     #: unlisted nodes right before a spatial conv or pool: the converter's explicit PADs,
     #: which the delegate merges into that kernel's padding (not counted in ``unlisted_ops``)
     merged_pads: int = 0
-    #: per shape, whether it runs in one kernel with the next shape (Metal's
-    #: depthwise_conv_plus_1x1_conv: both rows carry that kernel's name and time); empty: none
-    fused_next: tuple[bool, ...] = ()
 
 
 def _nodes(kernel_name: str) -> list[int]:
@@ -133,10 +130,9 @@ def model_parts(
 
     Kernel names carry the delegate's node ids ("convolution_2d_3_linked_:_relu_4"): ids below
     the largest that no kernel mentions are ops the data does not list (standalone element-wise,
-    merged pads, reshapes); their bytes come from :func:`_unlisted_mb`. Two consecutive rows
-    with one kernel name are one fused kernel (``fused_next``). The same quantities exist for
-    a real graph (:meth:`Predictor.predict_graph`): kernels of kinds the per-kernel models do
-    not cover.
+    merged pads, reshapes); their bytes come from :func:`_unlisted_mb`. The same quantities
+    exist for a real graph (:meth:`Predictor.predict_graph`): kernels of kinds the per-kernel
+    models do not cover.
     """
     gpu_rules = load_gpu_rules(rules) if rules != "xnnpack" else None
     by_model: dict[str, list[UscOpRow]] = defaultdict(list)
@@ -151,11 +147,6 @@ def model_parts(
             shape_from_usc(r.operation, r.feature, r.kernel_name, gpu_family, gpu_rules)
             for r in rows
         ]
-        names = [r.kernel_name for r in rows]
-        fused_next = tuple(
-            i + 1 < len(names) and names[i + 1] == name and bool(_nodes(name))
-            for i, name in enumerate(names)
-        )
         seen: set[int] = set()
         main_nodes: list[tuple[int, KernelShape]] = []
         for r, s in zip(rows, shapes, strict=True):
@@ -167,7 +158,7 @@ def model_parts(
         if seen:
             main_nodes.sort(key=lambda p: p[0])
             main_at: dict[int, KernelShape] = {}
-            for n, s in main_nodes:  # a fused kernel's first row (its depthwise conv) reads
+            for n, s in main_nodes:  # a kernel named on two rows: its first row reads
                 main_at.setdefault(n, s)
             for node in range(max(seen) + 1):
                 if node in seen:
@@ -192,7 +183,6 @@ def model_parts(
                 unlisted_mb=unlisted_mb,
                 measured_ms=measured.get(model),
                 merged_pads=merged_pads,
-                fused_next=fused_next if any(fused_next) else (),
             )
         )
     return out
@@ -221,7 +211,6 @@ def parts_features(mp: ModelParts, raw_ms: Sequence[float] | np.ndarray) -> dict
         mp.unlisted_mb,
         mp.merged_pads,
         [s.weight_bytes / 1e6 for s in mp.shapes],
-        mp.fused_next,
     )
 
 
@@ -418,7 +407,7 @@ def fit_device(
     provenance: Mapping[str, Any] | None = None,
     n_folds: int = 4,
     params: Mapping[str, Any] | None = None,
-    tune: bool = True,
+    tune: bool = False,
     tune_by: str = "kernel",
 ) -> dict[str, Any]:
     """Train a predictor bundle (a JSON-ready dict) for one device.
@@ -433,6 +422,8 @@ def fit_device(
     fitted on those out-of-fold kernel times, ``"kernel"`` the out-of-fold kernel error itself
     (thousands of rows: less noisy than some 60 models). ``params`` still override every
     candidate. Inside an outer evaluation fold that choice never sees the test families.
+    Off by default: on the USC data the tuned trees gave no better whole-model figures
+    (benchmarks/results/accuracy_usc.md) and training takes about six times longer.
     """
     if not op_rows:
         raise PredictorError("no kernel measurements to train on")

@@ -76,15 +76,11 @@ def model_features(
     unlisted_mb: float,
     merged_pads: int = 0,
     weight_mb: Sequence[float] | np.ndarray | None = None,
-    fused_next: Sequence[bool] = (),
 ) -> dict[str, float]:
     """Every quantity any design uses, from the listed kernels' kinds, raw times and weight
-    sizes (MB, fp16 as the GPU holds them); ``fused_next`` marks kernels run in one launch with
-    the next (see :func:`merge_fused`)."""
+    sizes (MB, fp16 as the GPU holds them)."""
     raw = np.asarray(raw_ms, dtype=float)
     weights = np.zeros(raw.size) if weight_mb is None else np.asarray(weight_mb, dtype=float)
-    if any(fused_next):
-        kinds, raw, weights = merge_fused(kinds, raw, weights, fused_next)
     groups = np.array([kernel_group(k) for k in kinds])
     out = {
         "listed_kernel_sum_ms": float(raw.sum()),
@@ -103,31 +99,6 @@ def model_features(
         out[f"{g}_kernel_sum_ms"] = float(raw[sel].sum()) if raw.size else 0.0
         out[f"{g}_kernels"] = float(sel.sum())
     return out
-
-
-def merge_fused(
-    kinds: Sequence[str], raw_ms: np.ndarray, weight_mb: np.ndarray, fused_next: Sequence[bool]
-) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """One kernel for every pair the delegate fuses (Metal's depthwise_conv_plus_1x1_conv: a
-    thin depthwise conv and the 1x1 conv after it). The data lists the fused kernel's name and
-    time on both ops' rows, so the pair costs the mean of its two times, one launch, and the
-    weights of both; it counts as the 1x1 conv's kind."""
-    out_kinds: list[str] = []
-    out_raw: list[float] = []
-    out_w: list[float] = []
-    i = 0
-    while i < len(raw_ms):
-        if i + 1 < len(raw_ms) and i < len(fused_next) and fused_next[i]:
-            out_kinds.append(kinds[i + 1])
-            out_raw.append(float(raw_ms[i] + raw_ms[i + 1]) / 2)
-            out_w.append(float(weight_mb[i] + weight_mb[i + 1]))
-            i += 2
-            continue
-        out_kinds.append(kinds[i])
-        out_raw.append(float(raw_ms[i]))
-        out_w.append(float(weight_mb[i]))
-        i += 1
-    return out_kinds, np.asarray(out_raw), np.asarray(out_w)
 
 
 @dataclass(frozen=True)
