@@ -83,17 +83,15 @@ iphonexs, same command and outer folds.
    Tried, not kept: waves x steps as the analytic serial column (worse on most devices), pool
    bytes as output x taps (pooling rows better, total worse on 4 of 6), DepthwiseConv3x3
    2x2-pixel blocks (op error better on 4 of 6, model MAPE worse on 4 of 6 in a full run).
-7. Node ids in kernel names are read token by token ("depthwise_conv_plus_1x1_conv_5_6_7"
-   names nodes 5, 6 and 7; the old pattern read only the last), so the iPhones' fused kernels
-   no longer leave spurious unlisted ops.
 - Tried, not kept: Metal's fused kernel `depthwise_conv_plus_1x1_conv` as one launch (the
   delegate's limits from tasks/special/depthwise_conv_plus_1x1_conv.cc: depthwise multiplier
   1, <= 16 channels, then a 1x1 conv with <= 16 filters; the data names it on both rows in 12
   models): the pair counted once at the mean of its rows in the whole-model term and fused in
   the partition of a real graph. Fixed trees, before step 6: iphone7 2.72 -> 3.14, iphonexs
   4.44 -> 4.28, coverage 81.0 / 75.9 -> 74.7 / 74.7; after step 6: iphone7 3.23, iphonexs
-  4.08, coverage 70.9 / 72.2 against 2.85 / 4.07 and 73.4 / 77.2 without it. Decided on these
-  folds.
+  4.08, coverage 70.9 / 72.2 against 2.85 / 4.07 and 73.4 / 77.2 without it. Reading every
+  node-id token of the fused kernel's name (so its first ids are no unlisted ops) without the
+  fusion: iphone7 3.19, iphonexs 4.16, coverage 72.2 / 73.4. Both decided on these folds.
 - Tried, not kept (`--tune` keeps it available): tree settings chosen by nested
   cross-validation. Inside each outer training set every setting of `GBDT_GRID` (default; 7
   leaves; 31 leaves with >= 10 rows per leaf; L2 10 with >= 20 rows; huber 0.1 and l1 on the

@@ -135,7 +135,7 @@ def test_node_ids_and_unlisted_bytes() -> None:
     from tflat.predict.features import KernelShape
     from tflat.predict.train import _nodes, _unlisted_mb
 
-    assert _nodes("depthwise_conv_plus_1x1_conv_5_6_7_linked_:_add_8") == [5, 6, 7, 8]
+    assert _nodes("convolution_2d_3_linked_:_relu_4") == [3, 4]
     assert _nodes("convolution_winograd_4x4_6x6_1") == [1]
     assert _nodes("convolution_2d_grouped_4_linked_:_relu_5") == [4, 5]
     dw = KernelShape("depthwise_conv2d", 28, 28, 72, 28, 28, 72, kernel=5, groups=72)

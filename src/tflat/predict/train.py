@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import math
+import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -98,10 +99,17 @@ class ModelParts:
     merged_pads: int = 0
 
 
+_NODE = re.compile(r"_(\d+)(?=_linked_|$)")
+
+
 def _nodes(kernel_name: str) -> list[int]:
-    """Graph node ids in a delegate kernel name: every all-digit ``_``-separated token
-    ("depthwise_conv_plus_1x1_conv_5_6_7_linked_:_add_8" -> 5, 6, 7, 8; "4x4" is no id)."""
-    return [int(t) for t in kernel_name.split("_") if t.isdigit()]
+    """Graph node ids in a delegate kernel name: the id that ends each linked part
+    ("convolution_2d_3_linked_:_relu_4" -> 3, 4).
+
+    Metal's fused "depthwise_conv_plus_1x1_conv_5_6_7" yields only 7, so 5 and 6 count as
+    unlisted ops. Reading every id token (and, apart from that, counting the pair as one
+    launch) was tried: iPhone figures got worse (benchmarks/results/accuracy_usc.md)."""
+    return [int(n) for n in _NODE.findall(kernel_name)]
 
 
 def _unlisted_mb(node: int, main_nodes: Sequence[tuple[int, KernelShape]]) -> float:
