@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from tflat.datasets.usc import UscData
+from tflat.datasets.usc import UscData, UscOpRow
 from tflat.predict.metrics import accuracy
 from tflat.predict.predictor import Predictor
-from tflat.predict.train import _group_folds, model_parts
+from tflat.predict.train import ModelParts, _group_folds, model_parts
 from tflat.predict.usc import GPU_CONFIG, device_meta, fit_usc_device
 
 log = logging.getLogger(__name__)
@@ -77,6 +77,51 @@ def _shape_key(s: Any) -> tuple[Any, ...]:
     return (s.kind, s.h_in, s.cin, s.h_out, s.cout, s.kernel, s.stride, s.groups)
 
 
+def _measured_ops(ops: Sequence[UscOpRow]) -> dict[str, list[float]]:
+    """Each model's measured kernel latencies in execution order (the order of its shapes)."""
+    out: dict[str, list[float]] = {}
+    for r in sorted(ops, key=lambda r: (r.model, r.position)):
+        out.setdefault(r.model, []).append(r.latency_ms)
+    return out
+
+
+@dataclass
+class _Predictions:
+    """What a predictor says of models given as kernel lists: one :class:`ModelResult` each,
+    and per kernel (measured, predicted, 80 % interval) rows for the op-level figures."""
+
+    results: list[ModelResult] = field(default_factory=list)
+    op_m: list[float] = field(default_factory=list)
+    op_p: list[float] = field(default_factory=list)
+    op_lo: list[float] = field(default_factory=list)
+    op_hi: list[float] = field(default_factory=list)
+
+    def add(self, pred: Predictor, mp: ModelParts, measured_ops: Sequence[float]) -> None:
+        raw = pred.predict_shapes(mp.shapes)
+        total = pred.total_from_parts(
+            raw, mp.unlisted_ops, mp.unlisted_mb, [s.kind for s in mp.shapes],
+            mp.merged_pads, [s.weight_bytes / 1e6 for s in mp.shapes],
+        )  # fmt: skip
+        lo, hi = pred.whole.log_interval
+        self.results.append(
+            ModelResult(mp.model, mp.family, float(mp.measured_ms or 0.0), total,
+                        total * math.exp(lo), total * math.exp(hi))
+        )  # fmt: skip
+        for s, r, m in zip(mp.shapes, raw, measured_ops, strict=True):
+            klo, khi = pred.kernel_log_interval.get(s.kind, (0.0, 0.0))
+            self.op_m.append(m)
+            self.op_p.append(float(r))
+            self.op_lo.append(float(r) * math.exp(klo))
+            self.op_hi.append(float(r) * math.exp(khi))
+
+    def op_accuracy(self, keep: np.ndarray | None = None) -> dict[str, Any]:
+        """Op-level metrics over every kernel, or over those ``keep`` marks."""
+        cols = [np.asarray(c) for c in (self.op_m, self.op_p, self.op_lo, self.op_hi)]
+        if keep is not None:
+            cols = [c[keep] for c in cols]
+        return accuracy(*cols)
+
+
 def evaluate_families(
     data: UscData, device: str, n_folds: int = 5, inner_folds: int = 4, **fit_kwargs: Any
 ) -> EvalReport:
@@ -85,15 +130,9 @@ def evaluate_families(
     ops = data.ops_for(device)
     rows = data.models_for(device, GPU_CONFIG)
     parts = [p for p in model_parts(ops, rows, gpu_family) if p.measured_ms and p.shapes]
-    measured_ops: dict[str, list[float]] = {}
-    for r in sorted(ops, key=lambda r: (r.model, r.position)):
-        measured_ops.setdefault(r.model, []).append(r.latency_ms)
+    measured_ops = _measured_ops(ops)
     folds = _group_folds([p.family for p in parts], n_folds)
-    results: list[ModelResult] = []
-    op_m: list[float] = []
-    op_p: list[float] = []
-    op_lo: list[float] = []
-    op_hi: list[float] = []
+    got = _Predictions()
     op_unseen: list[bool] = []
     fam_folds: dict[str, list[str]] = {}
     selections: dict[str, dict[str, str]] = {}
@@ -106,46 +145,20 @@ def evaluate_families(
         pred = Predictor(bundle)
         seen = {_shape_key(s) for j in train_idx for s in parts[j].shapes}
         for j in test_idx:
-            mp = parts[j]
-            raw = pred.predict_shapes(mp.shapes)
-            total = pred.total_from_parts(
-                raw, mp.unlisted_ops, mp.unlisted_mb, [s.kind for s in mp.shapes],
-                mp.merged_pads, [s.weight_bytes / 1e6 for s in mp.shapes],
-            )  # fmt: skip
-            lo, hi = pred.whole.log_interval
-            results.append(
-                ModelResult(
-                    mp.model,
-                    mp.family,
-                    float(mp.measured_ms or 0.0),
-                    total,
-                    total * math.exp(lo),
-                    total * math.exp(hi),
-                )
-            )
-            for s, r, m in zip(mp.shapes, raw, measured_ops[mp.model], strict=True):
-                klo, khi = pred.kernel_log_interval.get(s.kind, (0.0, 0.0))
-                op_m.append(m)
-                op_p.append(float(r))
-                op_lo.append(float(r) * math.exp(klo))
-                op_hi.append(float(r) * math.exp(khi))
-                op_unseen.append(_shape_key(s) not in seen)
-    results.sort(key=lambda r: r.model)
-    unseen = np.asarray(op_unseen, dtype=bool)
+            got.add(pred, parts[j], measured_ops[parts[j].model])
+            op_unseen.extend(_shape_key(s) not in seen for s in parts[j].shapes)
+    got.results.sort(key=lambda r: r.model)
     return EvalReport(
         device=device,
         method=f"family-held-out, {len(folds)} folds",
         folds=len(folds),
-        models=tuple(results),
-        model_metrics=_model_accuracy(results),
-        op_metrics=accuracy(op_m, op_p, op_lo, op_hi),
-        op_unseen_metrics=accuracy(
-            np.asarray(op_m)[unseen], np.asarray(op_p)[unseen],
-            np.asarray(op_lo)[unseen], np.asarray(op_hi)[unseen],
-        ),
+        models=tuple(got.results),
+        model_metrics=_model_accuracy(got.results),
+        op_metrics=got.op_accuracy(),
+        op_unseen_metrics=got.op_accuracy(np.asarray(op_unseen, dtype=bool)),
         families=fam_folds,
         selections=selections,
-    )  # fmt: skip
+    )
 
 
 def _selection(bundle: dict[str, Any]) -> dict[str, str]:
@@ -173,41 +186,19 @@ def evaluate_predictor_on_rows(predictor: Predictor, data: UscData, label: str =
         for p in model_parts(ops, rows, predictor.gpu_family, predictor.rules)
         if p.measured_ms and p.shapes
     ]
-    measured_ops: dict[str, list[float]] = {}
-    for r in sorted(ops, key=lambda r: (r.model, r.position)):
-        measured_ops.setdefault(r.model, []).append(r.latency_ms)
-    results: list[ModelResult] = []
-    op_m: list[float] = []
-    op_p: list[float] = []
-    op_lo: list[float] = []
-    op_hi: list[float] = []
-    lo, hi = predictor.whole.log_interval
+    measured_ops = _measured_ops(ops)
+    got = _Predictions()
     for mp in parts:
-        raw = predictor.predict_shapes(mp.shapes)
-        kinds = [s.kind for s in mp.shapes]
-        total = predictor.total_from_parts(
-            raw, mp.unlisted_ops, mp.unlisted_mb, kinds, mp.merged_pads,
-            [s.weight_bytes / 1e6 for s in mp.shapes],
-        )  # fmt: skip
-        results.append(
-            ModelResult(mp.model, mp.family, float(mp.measured_ms or 0.0), total,
-                        total * math.exp(lo), total * math.exp(hi))
-        )  # fmt: skip
-        for s, r, m in zip(mp.shapes, raw, measured_ops[mp.model], strict=True):
-            klo, khi = predictor.kernel_log_interval.get(s.kind, (0.0, 0.0))
-            op_m.append(m)
-            op_p.append(float(r))
-            op_lo.append(float(r) * math.exp(klo))
-            op_hi.append(float(r) * math.exp(khi))
-    results.sort(key=lambda r: r.model)
+        got.add(predictor, mp, measured_ops[mp.model])
+    got.results.sort(key=lambda r: r.model)
     return EvalReport(
         device=device,
         method=f"trained predictor{f' ({label})' if label else ''} on stored models, "
         "from their kernel lists",
         folds=0,
-        models=tuple(results),
-        model_metrics=_model_accuracy(results),
-        op_metrics=accuracy(op_m, op_p, op_lo, op_hi),
+        models=tuple(got.results),
+        model_metrics=_model_accuracy(got.results),
+        op_metrics=got.op_accuracy(),
         op_unseen_metrics={"n": 0},
     )
 
