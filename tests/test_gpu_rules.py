@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import tflat
-from tflat.datasets.usc import default_folder, load_usc
+from tflat.datasets.usc import load_usc
 from tflat.gpu import load_gpu_rules, partition, winograd_chosen
 
 MODELS = sorted((Path(__file__).parent / "models").glob("*.tflite"))
@@ -59,9 +59,6 @@ def test_rules_are_data() -> None:
     assert rules.winograd_thresholds("mali") == (32, 16)  # default section
 
 
-@pytest.mark.skipif(
-    not (default_folder() / "tflite_cnn_ops_gpu.csv").is_file(), reason="USC data not present"
-)
 def test_winograd_rule_reproduces_usc_kernel_names() -> None:
     families = {"pixel4": "adreno", "mi8se": "adreno", "s10": "mali", "a03s": "powervr",
                 "iphone7": "apple", "iphonexs": "apple"}  # fmt: skip
@@ -80,9 +77,6 @@ def test_winograd_rule_reproduces_usc_kernel_names() -> None:
             assert chosen == ("winograd" in r.kernel_name), (dev, r.model, f, r.kernel_name)
 
 
-@pytest.mark.skipif(
-    not (default_folder() / "tflite_cnn_ops_gpu.csv").is_file(), reason="USC data not present"
-)
 def test_conv_constants_rule_explains_the_adreno_first_conv_jump() -> None:
     """On Adreno a conv with <= 32 filters and small weights keeps them in constant memory:
     the Pixel 4's 3x3 stride-2 convs from RGB take < 0.1 ms up to 32 filters, 0.3 ms above."""

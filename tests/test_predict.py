@@ -11,14 +11,13 @@ import pytest
 
 import tflat
 from tflat.cli import main
-from tflat.datasets.usc import E2E_FILE, OPS_FILE, default_folder, load_usc
+from tflat.datasets.usc import E2E_FILE, OPS_FILE, data_file, default_folder, load_usc, read_csv
 from tflat.errors import PredictorError
 from tflat.predict import list_devices, load_predictor
 from tflat.predict.bundles import BUNDLED_DEVICES, bundled_text
 from tflat.predict.trees import from_lightgbm_dump
 
 MODELS = sorted((Path(__file__).parent / "models").glob("*.tflite"))
-HAVE_USC = (default_folder() / OPS_FILE).is_file()
 SMALL_FAMILY_MODELS = {
     "mobilenet_w1", "mobilenet_wd2", "mobilenetb_w1", "fdmobilenet_wd4",
     "mobilenetv2_w1", "mobilenetv2_wd2", "mobilenetv2b_w1", "squeezenet_v1_0",
@@ -147,20 +146,25 @@ def test_node_ids_and_unlisted_bytes() -> None:
     assert _unlisted_mb(31, nodes) == pytest.approx(72 * 2 / 1e6)
 
 
-def _small_usc(folder: Path) -> Path:
-    """A real subset of the USC files (a few families) for fast end-to-end runs."""
-    src = default_folder()
+def _usc_subset(folder: Path, models: set[str]) -> Path:
+    """The USC files (packaged, or TFLAT_USC_DIR) cut down to ``models``, as plain CSV."""
     folder.mkdir(parents=True, exist_ok=True)
     for name in (OPS_FILE, E2E_FILE):
-        with (src / name).open(newline="") as fh:
-            rows = list(csv.reader(fh))
-        keep = [rows[0]] + [r for r in rows[1:] if r[0] in SMALL_FAMILY_MODELS]
-        with (folder / name).open("w", newline="") as fh:
-            csv.writer(fh).writerows(keep)
+        path = data_file(default_folder(), name)
+        assert path is not None, f"{name} is neither in TFLAT_USC_DIR nor packaged"
+        rows = read_csv(path)
+        with (folder / name).open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(r for r in rows if r["model"] in models)
     return folder
 
 
-@pytest.mark.skipif(not HAVE_USC, reason="USC data not present")
+def _small_usc(folder: Path) -> Path:
+    """A real subset of the USC files (a few families) for fast end-to-end runs."""
+    return _usc_subset(folder, SMALL_FAMILY_MODELS)
+
+
 def test_fit_device_roundtrips_json(tmp_path: Path) -> None:
     from tflat.predict import Predictor
     from tflat.predict.usc import fit_usc_device
@@ -183,7 +187,6 @@ def test_fit_device_roundtrips_json(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not HAVE_USC, reason="USC data not present")
 def test_evaluate_cli_json_and_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     usc = _small_usc(tmp_path / "usc")
     plot = tmp_path / "plot.svg"
@@ -200,7 +203,6 @@ def test_evaluate_cli_json_and_plot(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert plot.read_text().startswith("<svg")
 
 
-@pytest.mark.skipif(not HAVE_USC, reason="USC data not present")
 def test_evaluate_trained_predictor_on_other_models_in_a_database(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -209,14 +211,7 @@ def test_evaluate_trained_predictor_on_other_models_in_a_database(
     from tflat.predict.usc import fit_usc_device
 
     other = {"mobilenetv2_w1", "mobilenetv2_wd2", "mobilenetv2b_w1", "squeezenet_v1_1"}
-    src = default_folder()
-    folder = tmp_path / "other"
-    folder.mkdir()
-    for name in (OPS_FILE, E2E_FILE):
-        with (src / name).open(newline="") as fh:
-            rows = list(csv.reader(fh))
-        with (folder / name).open("w", newline="") as fh:
-            csv.writer(fh).writerows([rows[0]] + [r for r in rows[1:] if r[0] in other])
+    folder = _usc_subset(tmp_path / "other", other)
     train = load_usc(_small_usc(tmp_path / "usc"))
     bundle = fit_usc_device(train, "mi8se", models=SMALL_FAMILY_MODELS - other,
                             params={"n_estimators": 60})  # fmt: skip

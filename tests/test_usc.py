@@ -1,17 +1,25 @@
-"""The USC loader against the real shared data."""
+"""The USC loader against the real data: the packaged copy, or TFLAT_USC_DIR's when set."""
 
 from __future__ import annotations
 
+import hashlib
+import lzma
+import os
+import re
 from pathlib import Path
 
 import pytest
 
-from tflat.datasets.usc import DEVICES, default_folder, family_of, load_usc
-from tflat.errors import TflatError
-
-pytestmark = pytest.mark.skipif(
-    not (default_folder() / "tflite_cnn_ops_gpu.csv").is_file(), reason="USC data not present"
+from tflat.datasets.usc import (
+    DEVICES,
+    E2E_FILE,
+    OPS_FILE,
+    default_folder,
+    family_of,
+    load_usc,
+    packaged_folder,
 )
+from tflat.errors import TflatError
 
 
 @pytest.fixture(scope="module")
@@ -52,3 +60,33 @@ def test_families_group_variants() -> None:
 def test_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(TflatError, match="USC data not found"):
         load_usc(tmp_path)
+
+
+def test_packaged_copy_is_the_source_file_byte_for_byte() -> None:
+    """The sha256 written in SOURCE.md is the decompressed file's: the copy is the source."""
+    folder = packaged_folder()
+    source = (folder / "SOURCE.md").read_text(encoding="utf-8")
+    assert "c864a33" in source and "MIT" in source and "µs" in source
+    assert "MIT License" in (folder / "LICENSE").read_text(encoding="utf-8")
+    for name in (OPS_FILE, E2E_FILE):
+        text = lzma.decompress((folder / f"{name}.xz").read_bytes())
+        digest = re.search(rf"`{re.escape(name)}\.xz`.*?`([0-9a-f]{{64}})`", source)
+        assert digest is not None, name
+        assert hashlib.sha256(text).hexdigest() == digest.group(1)
+
+
+def test_default_is_the_packaged_copy_unless_the_variable_says(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("TFLAT_USC_DIR", raising=False)
+    assert default_folder() == packaged_folder()
+    monkeypatch.setenv("TFLAT_USC_DIR", str(tmp_path))
+    assert default_folder() == tmp_path
+    with pytest.raises(TflatError, match=f"no {OPS_FILE} in"):
+        load_usc()
+
+
+@pytest.mark.skipif(not os.environ.get("TFLAT_USC_DIR"), reason="TFLAT_USC_DIR not set")
+def test_packaged_copy_reads_as_the_folder_does() -> None:
+    packaged, folder = load_usc(packaged_folder()), load_usc(os.environ["TFLAT_USC_DIR"])
+    assert packaged.ops == folder.ops and packaged.models == folder.models

@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import ast
-import csv
 import functools
-import os
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tflat import Graph, SpecError, read_model
+from tflat.datasets.usc import data_file, default_folder, read_csv
 from tflat.model.zoo import USC_MODELS, build_model, parse_name, round_channels
 
-USC_DIR = Path(
-    os.environ.get("TFLAT_USC_DIR")
-    or Path(__file__).resolve().parents[2] / "shared" / "data" / "usc-mobile-ml-benchmark"
-)
 FAST = [
     "mobilenet_w1",
     "mobilenetv2_w1",
@@ -34,16 +28,11 @@ SLOW = [m for m in USC_MODELS if m not in FAST]
 
 
 @functools.cache
-def _read_csv(path: Path) -> tuple[dict[str, str], ...]:
-    with path.open(encoding="utf-8") as fh:
-        return tuple(csv.DictReader(fh))
-
-
 def _csv(name: str) -> tuple[dict[str, str], ...]:
-    path = USC_DIR / name
-    if not path.exists():
-        pytest.skip(f"USC data not here ({path}); set TFLAT_USC_DIR")
-    return _read_csv(path)
+    """A USC file's rows: TFLAT_USC_DIR's copy when set, else the packaged one."""
+    path = data_file(default_folder(), name)
+    assert path is not None, f"{name} is neither in TFLAT_USC_DIR nor packaged"
+    return tuple(read_csv(path))
 
 
 @functools.cache
@@ -99,8 +88,7 @@ def test_training_counts_the_unlisted_kernels_the_partition_makes(name: str) -> 
     from tflat.predict.features import LISTED_KINDS
     from tflat.predict.train import model_parts
 
-    _csv("tflite_cnn_ops_gpu.csv")  # skips without the data
-    data = load_usc(USC_DIR)
+    data = load_usc()
     ops = [r for r in data.ops_for("pixel4") if r.model == name]
     (mp,) = model_parts(ops, [], "adreno")
     kernels = partition(_graph(name)[0], rules="tflite_gpu", gpu_family="adreno")

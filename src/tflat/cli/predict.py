@@ -29,13 +29,15 @@ def _store_rows(db: str | None, device: str) -> Any:
         store.close()
 
 
-def _no_measurements(device: str, where: str) -> str:
-    """The one-line error for a device with no kernel rows, worded for what the device is."""
+def _no_measurements(device: str, where: str, db_url: str | None = None) -> str:
+    """The one-line error for a device with no kernel rows, worded for what the device is:
+    it names the command to run first, with the same --db."""
     if device.startswith(("host-cpu", "android:")):
         what = "CPU kernel" if device.startswith("host-cpu") else "kernel"
+        db = f" --db {db_url}" if db_url else ""
         return (
-            f"no {what} measurements for {device} in {where} "
-            f"(measure them with 'tflat calibrate {device} --db URL')"
+            f"no {what} measurements for {device} in {where}: "
+            f"run 'tflat calibrate {device}{db}' first"
         )
     return (
         f"no GPU kernel measurements for {device} in {where} "
@@ -60,7 +62,11 @@ def _no_measurements(device: str, where: str) -> str:
     help="Write the bundle JSON here instead of saving it in the database.",
 )
 def train_cmd(device: str, db_url: str | None, usc: Path | None, output: Path | None) -> None:
-    """Train a device's predictor from the database (or --usc FOLDER)."""
+    """Train a device's predictor from the database (or --usc FOLDER).
+
+    A phone of the USC study (pixel4, s10, ...) with no rows in the database trains on the
+    USC measurements shipped with tflat.
+    """
     from tflat.predict.bundles import BUNDLED_DEVICES, bundle_json
     from tflat.predict.usc import fit_usc_device
 
@@ -68,8 +74,13 @@ def train_cmd(device: str, db_url: str | None, usc: Path | None, output: Path | 
         bundle = fit_usc_device(_usc_data(usc), device)
     else:
         data = _store_rows(db_url, device)
+        if not data.ops and device in BUNDLED_DEVICES:
+            # a phone of the USC study with nothing imported: its measurements ship with tflat
+            click.echo(f"no {device} rows in the database: training on the packaged USC data",
+                       err=True)  # fmt: skip
+            data = _usc_data(None)
         if not data.ops:
-            raise TflatError(_no_measurements(device, "the database"))
+            raise TflatError(_no_measurements(device, "the database", db_url))
         if device in BUNDLED_DEVICES:
             bundle = fit_usc_device(data, device)
         else:
@@ -167,9 +178,10 @@ def evaluate_cmd(
 
     Two modes. --cv (the default without --db) retrains the whole pipeline once per fold with
     the test architecture families left out, on the kernel rows of --usc FOLDER, of --db, or of
-    the USC data next to the repository. --predictor SRC (the default with --db, SRC=db) takes
-    a trained predictor as it is and predicts the models stored in --db (or --usc): from their
-    kernel lists, and from their .tflite file when the database has one.
+    the USC data shipped with tflat (TFLAT_USC_DIR overrides). --predictor SRC (the default
+    with --db, SRC=db) takes a trained predictor as it is and predicts the models stored in
+    --db (or --usc): from their kernel lists, and from their .tflite file when the database
+    has one.
     """
     from tflat.predict.evaluate import evaluate_families
 
@@ -185,7 +197,7 @@ def evaluate_cmd(
         if data is None and db_url is not None:
             data = _store_rows(db_url, device)
             if not data.ops:
-                raise TflatError(_no_measurements(device, db_url))
+                raise TflatError(_no_measurements(device, db_url, db_url))
         report = evaluate_families(data if data is not None else _usc_data(None), device,
                                    n_folds=folds)  # fmt: skip
     else:

@@ -5,12 +5,18 @@ The study measured pytorchcv CNNs converted to float TFLite on six phones: one r
 It is the training and test set of the shipped phone predictors, so the loader keeps provenance
 and the architecture family of each model: evaluation never puts one family in train and test.
 Units in the CSV files are microseconds; here they are milliseconds.
+
+The files ship inside the package (``tflat/data/usc/*.csv.xz``, with their licence and source), so
+a fresh install trains and evaluates with nothing beside it; ``TFLAT_USC_DIR`` or an explicit
+folder of the repository's plain ``.csv`` files take precedence.
 """
 
 from __future__ import annotations
 
 import ast
 import csv
+import io
+import lzma
 import os
 import re
 from dataclasses import dataclass, field
@@ -111,13 +117,29 @@ class UscData:
         return [r for r in self.models if r.device == device and r.config == config]
 
 
+def packaged_folder() -> Path:
+    """The copy shipped inside the package: ``tflat/data/usc`` (xz-compressed CSV files)."""
+    return Path(__file__).resolve().parents[1] / "data" / "usc"
+
+
 def default_folder() -> Path:
-    """TFLAT_USC_DIR, else ../shared/data/usc-mobile-ml-benchmark next to the repository."""
+    """TFLAT_USC_DIR when set, else the packaged copy."""
     env = os.environ.get("TFLAT_USC_DIR")
-    if env:
-        return Path(env)
-    repo = Path(__file__).resolve().parents[3]
-    return repo.parent / "shared" / "data" / "usc-mobile-ml-benchmark"
+    return Path(env) if env else packaged_folder()
+
+
+def data_file(folder: Path, name: str) -> Path | None:
+    """``folder/name`` (a plain CSV), else ``folder/name.xz`` (the packaged form), else None."""
+    for candidate in (folder / name, folder / f"{name}.xz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def have_usc(folder: Path | None = None) -> bool:
+    """Whether both files are in ``folder`` (default: :func:`default_folder`)."""
+    base = Path(folder) if folder is not None else default_folder()
+    return all(data_file(base, name) is not None for name in (OPS_FILE, E2E_FILE))
 
 
 def _int(value: Any) -> int:
@@ -138,24 +160,34 @@ def _parse_feature(text: str, where: str) -> dict[str, int]:
         raise TflatError(f"{where}: feature value is not a number") from exc
 
 
-def _read_csv(path: Path) -> list[dict[str, str]]:
+def read_csv(path: Path) -> list[dict[str, str]]:
+    """The rows of a CSV file, plain or xz-compressed (``.xz``)."""
     try:
+        if path.suffix == ".xz":
+            text = lzma.decompress(path.read_bytes()).decode("utf-8")
+            return list(csv.DictReader(io.StringIO(text, newline="")))
         with path.open(newline="", encoding="utf-8") as fh:
             return list(csv.DictReader(fh))
     except OSError as exc:
         raise TflatError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    except (lzma.LZMAError, UnicodeDecodeError) as exc:
+        raise TflatError(f"cannot read {path}: not an xz-compressed UTF-8 CSV ({exc})") from exc
 
 
 def load_usc(folder: Path | None = None) -> UscData:
     """Read both CSV files of the USC benchmark; latencies in ms, one op row per device."""
     base = Path(folder) if folder is not None else default_folder()
-    ops_path, e2e_path = base / OPS_FILE, base / E2E_FILE
-    for p in (ops_path, e2e_path):
-        if not p.is_file():
-            raise TflatError(f"USC data not found: {p} (set TFLAT_USC_DIR or pass the folder)")
+    found = {name: data_file(base, name) for name in (OPS_FILE, E2E_FILE)}
+    for name, p in found.items():
+        if p is None:
+            raise TflatError(
+                f"USC data not found: no {name} in {base} (set TFLAT_USC_DIR or pass the folder)"
+            )
+    ops_path, e2e_path = found[OPS_FILE], found[E2E_FILE]
+    assert ops_path is not None and e2e_path is not None
     ops: list[UscOpRow] = []
     position: dict[str, int] = {}
-    for line, rec in enumerate(_read_csv(ops_path), start=2):
+    for line, rec in enumerate(read_csv(ops_path), start=2):
         model = rec["model"]
         pos = position.get(model, 0)
         position[model] = pos + 1
@@ -177,7 +209,7 @@ def load_usc(folder: Path | None = None) -> UscData:
                 )
             )
     models: list[UscModelRow] = []
-    for rec in _read_csv(e2e_path):
+    for rec in read_csv(e2e_path):
         model = rec["model"]
         for key, value in rec.items():
             if not key.endswith("|mean") or not value:
