@@ -103,6 +103,33 @@ def test_bad_input_is_exit_1_and_one_line(
     assert err.startswith("tflat: error: ") and len(err.strip().splitlines()) == 1, err
 
 
+@pytest.mark.parametrize("name", ["notes.txt", "README", "model.tflite"])
+@pytest.mark.parametrize(
+    "command", [["inspect"], ["estimate"], ["bench", "--device", "host-cpu"]], ids=" ".join
+)
+def test_a_text_file_is_not_a_tflite_model(
+    command: list[str], name: str, files: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = Path(files["tmp"]) / name
+    text.write_text("# my notes\nthis is not a model\n", encoding="utf-8")
+    code, err = _run([command[0], str(text), *command[1:]], files, capsys).split("|", 1)
+    assert code == "1", err
+    (line,) = err.strip().splitlines()
+    assert line.startswith(f"tflat: error: {text}: not a .tflite model"), line
+
+
+def test_train_host_cpu_on_an_empty_database_names_the_command_to_run_first(
+    files: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, err = _run(["train", "--device", "host-cpu"], files, capsys).split("|", 1)
+    assert code == "1", err
+    (line,) = err.strip().splitlines()
+    assert "run 'tflat calibrate host-cpu' first" in line, line
+    url = f"sqlite:///{files['tmp']}/empty.db"
+    code, err = _run(["train", "--device", "host-cpu", "--db", url], files, capsys).split("|", 1)
+    assert code == "1" and f"run 'tflat calibrate host-cpu --db {url}' first" in err, err
+
+
 DB_FAILURES = [
     ["estimate", "{model}", "--db", "foo://"],
     ["estimate", "{model}", "--db", BAD_PG],

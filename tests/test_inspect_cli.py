@@ -75,7 +75,7 @@ def test_empty_file(tmp_path: Path) -> None:
 def test_random_bytes(tmp_path: Path) -> None:
     junk = tmp_path / "junk.tflite"
     junk.write_bytes(random.Random(7).randbytes(5000))
-    assert_one_line_error(run(junk), "not a TFLite model")
+    assert_one_line_error(run(junk), "not a .tflite model")
 
 
 @pytest.mark.parametrize("keep", [0.5, 0.9, 0.99])

@@ -107,7 +107,13 @@ def bench_cmd(
 
     limit = SPREAD_LIMIT if spread_limit is None else spread_limit
     path = Path(target)
-    is_model = path.is_file() and path.suffix == ".tflite"
+    # Any file that is neither a plan (.toml) nor a manifest is taken for a model, so a text
+    # file gets "not a .tflite model" rather than a TOML parse error.
+    is_model = path.is_file() and path.suffix.lower() not in (".toml", ".jsonl")
+    if is_model:
+        from tflat.model import read_model
+
+        read_model(path)  # bad input fails before any device or database is touched
     options: dict[str, Any] = {}
     on_phone = device.startswith("android:")
     if on_phone:

@@ -70,11 +70,11 @@ def read_model(path: str | os.PathLike[str] | bytes) -> Graph:
     else:
         buf, name = _load(Path(path)), str(path)
     if len(buf) < 8:
-        raise ModelFormatError(f"{name}: not a TFLite model (only {len(buf)} bytes)")
+        raise ModelFormatError(f"{name}: not a .tflite model (only {len(buf)} bytes)")
     ident = buf[4:8]
     if ident != _IDENTIFIER:
         raise ModelFormatError(
-            f"{name}: not a TFLite model (file identifier {ident!r}, expected {_IDENTIFIER!r})"
+            f"{name}: not a .tflite model (file identifier {ident!r}, expected {_IDENTIFIER!r})"
         )
     try:
         return _Reader(buf, name).graph()
