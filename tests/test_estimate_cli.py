@@ -47,8 +47,31 @@ def test_csv_one_row_per_layer_and_device(capsys: pytest.CaptureFixture[str]) ->
     assert code == 0, err
     rows = list(csv.DictReader(io.StringIO(out)))
     n_ops = len(read_model(MODEL).ops)
-    assert len(rows) == 2 * n_ops
+    assert len(rows) == 2 * (n_ops + 2)  # the layers, the overhead and the total per device
     assert {r["device"] for r in rows} == {"pixel4", "s10"}
+    json_argv = ["estimate", str(MODEL), "-d", "pixel4", "-d", "s10", "--format", "json"]
+    totals = {d["device"]: d for d in json.loads(run(json_argv, capsys)[1])}
+    for device in ("pixel4", "s10"):
+        mine = [r for r in rows if r["device"] == device]
+        assert [r["role"] for r in mine[-2:]] == ["overhead", "total"]
+        total = float(mine[-1]["latency_ms"])
+        assert sum(float(r["latency_ms"]) for r in mine[:-1]) == pytest.approx(total, rel=1e-12)
+        assert total == totals[device]["total_ms"]
+        assert float(mine[-2]["latency_ms"]) == totals[device]["overhead_ms"]
+
+
+@pytest.mark.parametrize("devices", [["pixel4"], ["pixel4", "iphonexs"]])
+def test_table_fits_80_columns(
+    devices: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    argv = ["estimate", str(MODEL), *(a for d in devices for a in ("-d", d))]
+    code, out, err = run(argv, capsys)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert all(d in lines[0] + lines[1] for d in devices)
+    assert any(line.split()[:1] == ["total"] for line in lines)
 
 
 def test_table_shows_total_overhead_and_top(capsys: pytest.CaptureFixture[str]) -> None:

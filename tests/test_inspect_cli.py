@@ -21,10 +21,12 @@ import pytest
 MODELS = Path(__file__).parent / "models"
 
 
-def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
+def run(*args: str | Path, columns: str | None = None) -> subprocess.CompletedProcess[str]:
     exe = shutil.which("tflat")
     cmd = [exe] if exe else [sys.executable, "-c", "from tflat.cli import main; main()"]
-    env = {**os.environ, "COLUMNS": "80", "TERM": "dumb"}
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"} | {"TERM": "dumb"}
+    if columns is not None:
+        env["COLUMNS"] = columns
     return subprocess.run(
         [*cmd, "inspect", *map(str, args)],
         capture_output=True,
@@ -161,6 +163,25 @@ def test_table_is_readable_when_piped() -> None:
     assert any("CUSTOM:Convolution2DTransposeBias" in line for line in lines)
     assert any("1x128x128x16" in line and "1x256x256x1 " in line for line in lines)
     assert "…" not in result.stdout
-    body = [line for line in lines if line.startswith("│")]
+    body = [line for line in lines if line.split()[:1] and line.split()[0].isdigit()]
     assert len(body) == 246  # one row per op, none wrapped
     assert "total FLOPs" in result.stdout and "parameters" in result.stdout
+
+
+@pytest.mark.parametrize("model", ["selfie_segmentation", "hey_jarvis", "nmp"])
+def test_table_fits_80_columns(model: str) -> None:
+    """COLUMNS=80: every line fits, columns go in their stated order, numbers stay whole."""
+    result = run(MODELS / f"{model}.tflite", columns="80")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    header = lines[1].split()
+    assert header[:2] == ["#", "type"] and "output" in header and "FLOPs" in header
+    assert "dtype" not in header  # the first to go
+    whole = run(MODELS / f"{model}.tflite", "--format", "json")
+    data = json.loads(whole.stdout)
+    rows = [line for line in lines if line.split()[:1] and line.split()[0][-1:].isdigit()]
+    assert len(rows) == data["summary"]["ops"]
+    for op, line in zip(data["ops"], rows, strict=False):
+        if op["outputs"]:
+            assert "x".join(map(str, op["outputs"][0]["shape"])) in line

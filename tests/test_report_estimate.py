@@ -130,11 +130,28 @@ def test_csv_golden_and_one_row_per_layer() -> None:
     text = estimate_text.to_csv([est])
     check_golden("estimate_sample.csv", text)
     rows = list(csv.DictReader(io.StringIO(text)))
-    assert len(rows) == len(est.layers)
-    assert sum(float(r["latency_ms"]) for r in rows) + est.overhead_ms == pytest.approx(
-        est.total_ms
-    )
+    assert len(rows) == len(est.layers) + 2
     assert [r["fallback"] for r in rows].count("True") == 1
+    assert [r["role"] for r in rows[-2:]] == ["overhead", "total"]
+
+
+@pytest.mark.parametrize("n_devices", [1, 2])
+def test_csv_rows_add_up_to_the_total_row(n_devices: int) -> None:
+    """Per device: the layer rows and the overhead row add up to the total row, exactly."""
+    ests = [sample_estimate(), sample_estimate("s10", 1.7)][:n_devices]
+    rows = list(csv.DictReader(io.StringIO(estimate_text.to_csv(ests))))
+    for est in ests:
+        mine = [r for r in rows if r["device"] == est.device]
+        (total,) = [r for r in mine if r["role"] == "total"]
+        (overhead,) = [r for r in mine if r["role"] == "overhead"]
+        parts = [float(r["latency_ms"]) for r in mine if r["role"] != "total"]
+        assert len(parts) == len(est.layers) + 1
+        assert sum(parts) == float(total["latency_ms"]) == est.total_ms
+        assert float(overhead["latency_ms"]) == est.overhead_ms
+        assert (float(total["low_ms"]), float(total["high_ms"])) == (
+            est.total_low_ms,
+            est.total_high_ms,
+        )
 
 
 def test_json_golden_and_rows_add_up() -> None:
@@ -144,10 +161,8 @@ def test_json_golden_and_rows_add_up() -> None:
     data = json.loads(text)
     assert data["device"] == "pixel4"
     assert {"total_ms", "overhead_ms", "total_low_ms", "total_high_ms", "layers"} <= set(data)
-    assert (
-        sum(layer["latency_ms"] for layer in data["layers"]) + data["overhead_ms"]
-        == (data["total_ms"])
-    )
+    assert sum(layer["latency_ms"] for layer in data["layers"]) == data["layers_ms"]
+    assert data["layers_ms"] + data["overhead_ms"] == data["total_ms"]
     assert [layer["index"] for layer in data["layers"]] == [0, 1, 2, 3, 4, 0]
     assert data["fallback_ops"] == [3]
 
@@ -156,6 +171,41 @@ def test_json_several_devices_is_a_list() -> None:
     data = json.loads(estimate_text.to_json([sample_estimate(), sample_estimate("s10", 2.0)]))
     assert [d["device"] for d in data] == ["pixel4", "s10"]
     assert data[1]["total_ms"] == pytest.approx(2 * data[0]["total_ms"])
+    for d in data:
+        assert d["layers_ms"] + d["overhead_ms"] == d["total_ms"]
+
+
+def test_several_devices_are_one_table_side_by_side() -> None:
+    ests = [sample_estimate(), sample_estimate("s10", 2.0)]
+    text = render_table(ests)
+    check_golden("estimate_sample_2devices.txt", text)
+    assert text.count("CONV_2D") == 2  # the layer table and the top table, not one per device
+    header = text.splitlines()[1].split()
+    assert header.index("pixel4") < header.index("s10")
+    conv = next(line for line in text.splitlines() if "CONV_2D" in line)
+    assert "0.500" in conv and "1.00" in conv and "0.400–0.625" in conv and "0.800–1.25" in conv
+    (total,) = [line for line in text.splitlines() if line.split()[:1] == ["total"]]
+    assert "1.00" in total and "2.00" in total  # both totals at the foot
+    (overhead,) = [line for line in text.splitlines() if line.split()[:1] == ["overhead"]]
+    assert "0.125" in overhead and "0.250" in overhead
+
+
+@pytest.mark.parametrize("n_devices", [1, 2, 6])
+def test_tables_fit_80_columns(n_devices: int) -> None:
+    from rich.console import Console
+
+    devices = ["pixel4", "s10", "mi8se", "a03s", "iphone7", "iphonexs"][:n_devices]
+    ests = [sample_estimate(d, 1.0 + i) for i, d in enumerate(devices)]
+    buf = io.StringIO()
+    Console(file=buf, width=80, color_system=None).print(estimate_text.to_table(ests))
+    lines = buf.getvalue().splitlines()
+    assert max(len(line) for line in lines) <= 80
+    header = lines[1] if n_devices > 1 else lines[0] + lines[1]
+    for d in devices:  # every device's ms stays
+        assert d in header
+    assert " ms" in lines[0] + lines[1]
+    total = next(line for line in lines if line.split()[:1] == ["total"])
+    assert all(estimate_text.ms_text(e.total_ms) in total for e in ests)
 
 
 def test_html_golden_is_self_contained() -> None:

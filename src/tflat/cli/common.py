@@ -30,17 +30,26 @@ def emit(content: Any, output: Path | None) -> None:
     from rich.console import Console
 
     if output is None:
-        console = Console(soft_wrap=False)
-        if not console.is_terminal:
-            # a pipe or a file gets whole cells, not a table cropped to 80 columns
-            console = Console(soft_wrap=False, width=PLAIN_WIDTH)
-        console.print(content)
+        Console(soft_wrap=False, width=stdout_width()).print(content)
         return
     import io
 
     text = io.StringIO()
     Console(file=text, width=PLAIN_WIDTH, color_system=None).print(content)
     write_text_atomic(output, text.getvalue())
+
+
+def stdout_width() -> int | None:
+    """The width tables on stdout fit: COLUMNS when the environment sets it (the user asked
+    for that width), else the terminal's (None: rich asks it), else PLAIN_WIDTH: a pipe gets
+    whole cells, not a table cropped to 80 columns."""
+    import os
+    import sys
+
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    return None if sys.stdout.isatty() else PLAIN_WIDTH
 
 
 def write_text_atomic(path: Path, text: str) -> None:

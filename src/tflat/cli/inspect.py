@@ -28,22 +28,4 @@ def inspect_cmd(model: Path, fmt: str, output: Path | None) -> None:
     elif fmt == "csv":
         emit(render.to_csv(graph), output)
     else:
-        _print_table(render.to_table(graph), output)
-
-
-def _print_table(table: object, output: Path | None) -> None:
-    # A terminal gets rich's own layout; a pipe or a file gets the table's natural width,
-    # so `tflat inspect m.tflite | less` shows whole cells rather than 80 cropped columns.
-    from rich.console import Console
-
-    if output is None:
-        console = Console(soft_wrap=False)
-        if not console.is_terminal:
-            console = Console(soft_wrap=False, width=render.natural_width(table))
-        console.print(table)
-        return
-    import io
-
-    text = io.StringIO()
-    Console(file=text, width=render.natural_width(table), color_system=None).print(table)
-    emit(text.getvalue(), output)
+        emit(render.to_table(graph), output)

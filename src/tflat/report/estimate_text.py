@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tflat.estimation import Estimate, LayerEstimate, Role
+from tflat.report.fit_table import Column, FitTable
 
 CSV_COLUMNS = (
     "device", "index", "subgraph", "type", "output_shape", "kernel_index", "kernel",
@@ -75,15 +76,39 @@ def kernel_cell(layer: LayerEstimate) -> str:
     return f"↳ k{layer.kernel.index}"
 
 
+def _json_object(est: Estimate) -> dict[str, Any]:
+    """The estimate's dict with ``layers_ms`` (the sum of the layer rows) beside ``overhead_ms``
+    and ``total_ms``, so the three fields show how the total is made up."""
+    data = est.to_dict()
+    layers_ms = sum(layer.latency_ms for layer in est.layers)
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if key == "overhead_ms":
+            out["layers_ms"] = layers_ms
+        out[key] = value
+    out.setdefault("layers_ms", layers_ms)
+    return out
+
+
 def to_json(estimates: Sequence[Estimate]) -> str:
-    """One device: the estimate's object. Several: a JSON array of them, in the given order."""
+    """One device: the estimate's object. Several: a JSON array of them, in the given order.
+
+    ``total_ms == layers_ms + overhead_ms``, and ``layers_ms`` is the sum of the layers'
+    ``latency_ms`` (full precision)."""
     if len(estimates) == 1:
-        return json.dumps(estimates[0].to_dict(), indent=2) + "\n"
-    return json.dumps([e.to_dict() for e in estimates], indent=2) + "\n"
+        return json.dumps(_json_object(estimates[0]), indent=2) + "\n"
+    return json.dumps([_json_object(e) for e in estimates], indent=2) + "\n"
+
+
+def _precise(value: float) -> str:
+    """A float as the shortest text that reads back as the same number: rows add up exactly."""
+    return "0" if value == 0 else repr(float(value))
 
 
 def to_csv(estimates: Sequence[Estimate]) -> str:
-    """One row per layer and device (the per-inference overhead is in the JSON, not a layer)."""
+    """One row per layer and device, then per device an ``overhead`` row (the per-inference
+    time no layer carries) and a ``total`` row: per device, the ``latency_ms`` of the layer
+    rows and the overhead row add up to the total row's (full precision, not rounded)."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
@@ -96,9 +121,18 @@ def to_csv(estimates: Sequence[Estimate]) -> str:
             row["kernel"] = row["kernel"] or ""
             row["kernel_kind"] = row["kernel_kind"] or ""
             for key in ("latency_ms", "low_ms", "high_ms"):
-                row[key] = f"{row[key]:.6g}"
+                row[key] = _precise(row[key])
             row["share"] = f"{layer.share:.6f}"
-            writer.writerow(row)
+            writer.writerow({k: row.get(k, "") for k in CSV_COLUMNS})
+        share = est.overhead_ms / est.total_ms if est.total_ms > 0 else 0.0
+        writer.writerow({"device": est.device, "type": "overhead", "role": "overhead",
+                         "latency_ms": _precise(est.overhead_ms), "share": f"{share:.6f}",
+                         "note": "per inference, in no layer"})  # fmt: skip
+        writer.writerow({"device": est.device, "type": "total", "role": "total",
+                         "flops": est.total_flops, "latency_ms": _precise(est.total_ms),
+                         "low_ms": _precise(est.total_low_ms),
+                         "high_ms": _precise(est.total_high_ms), "share": "1.000000",
+                         "note": f"{round(est.interval * 100)} % interval"})  # fmt: skip
     return buf.getvalue()
 
 
@@ -129,126 +163,141 @@ def summary_lines(est: Estimate) -> list[tuple[str, str]]:
 
 
 def to_table(estimates: Sequence[Estimate], *, top_n: int = 10) -> Any:
-    """A rich renderable: per device, the layer table, the top layers and the total."""
+    """A rich renderable. One device: the layer table, the top layers and the summary.
+    Several: one layer table with a column of ms per device (and its interval where the width
+    allows), overhead and totals at the foot, the top layers and a summary row per device."""
     from rich.console import Group
-    from rich.text import Text
 
-    parts: list[Any] = []
-    for n, est in enumerate(estimates):
-        if n:
-            parts.append(Text(""))  # one blank line between devices
-        parts.extend(_device_tables(est, top_n))
-    return Group(*parts)
+    if len(estimates) == 1:
+        return Group(*_device_tables(estimates[0], top_n))
+    return Group(*_side_by_side(estimates, top_n))
 
 
-#: Columns a narrow terminal loses first, in this order (CSV, JSON and HTML keep them all).
-_OPTIONAL_COLUMNS = ("FLOPs", "output")
+def _layer_cells(layer: LayerEstimate) -> list[str]:
+    """#, type, output, kernel, FLOPs: the columns every layer table starts with."""
+    prefix = f"{layer.subgraph}:" if layer.subgraph else ""
+    return [f"{prefix}{layer.index}", layer.type, shape_text(layer.output_shape),
+            kernel_cell(layer), flops_text(layer.flops)]  # fmt: skip
 
 
-class _FitTable:
-    """A plain, borderless text table that fits the terminal without cutting numbers.
+def _time_cells(layer: LayerEstimate | None) -> tuple[str, str]:
+    """ms and interval of a layer that carries a kernel's time; "·" for one that does not."""
+    if layer is None or layer.role is not Role.KERNEL:
+        return "·", ""
+    return ms_text(layer.latency_ms), f"{ms_text(layer.low_ms)}–{ms_text(layer.high_ms)}"
 
-    Rich's own Table takes most of a second for a few hundred rows and shrinks every column
-    of a table wider than the terminal ("0…" would mislead). Here every column keeps its
-    content's width except "kernel", which takes what is left; on a narrow terminal the
-    optional columns go first. Cells are plain text; the "flag" column is shown in yellow.
-    """
 
-    def __init__(self, title: str, columns: Sequence[tuple[str, str]], rows: list[list[str]],
-                 sections: Sequence[int] = ()) -> None:  # fmt: skip
-        self.title, self.columns, self.rows, self.sections = title, columns, rows, sections
-
-    def __rich_console__(self, console: Any, options: Any) -> Any:
-        from rich.text import Text
-
-        names = [col for col, _ in self.columns]
-        widths = [max([len(names[i])] + [len(r[i]) for r in self.rows]) for i in range(len(names))]
-        keep = list(range(len(names)))
-        k = names.index("kernel") if "kernel" in names else -1
-
-        def room() -> int:
-            others = sum(widths[i] for i in keep if i != k)
-            return int(options.max_width) - others - 2 * len(keep)
-
-        for optional in _OPTIONAL_COLUMNS:
-            if room() >= 12 or optional not in names:
-                continue
-            keep.remove(names.index(optional))
-        if k >= 0:
-            widths[k] = max(8, min(widths[k], room()))
-
-        def line(cells: Sequence[str]) -> str:
-            out = []
-            for i in keep:
-                cell, w = cells[i], widths[i]
-                if len(cell) > w:
-                    cell = cell[: w - 1] + "…"
-                out.append(cell.rjust(w) if self.columns[i][1] == "right" else cell.ljust(w))
-            return "  ".join(out).rstrip()
-
-        flag = names.index("flag") if "flag" in names and names.index("flag") in keep else -1
-        flag_at = sum(widths[i] + 2 for i in keep if i < flag)
-        text = Text(no_wrap=True, overflow="ellipsis")
-        text.append(self.title + "\n", style="bold")
-        text.append(line(names) + "\n", style="bold")
-        text.append("  ".join("─" * widths[i] for i in keep) + "\n")
-        for n, row in enumerate(self.rows):
-            if n in self.sections:
-                text.append("  ".join("─" * widths[i] for i in keep) + "\n")
-            start = len(text)
-            text.append(line(row) + "\n")
-            if flag >= 0 and row[flag]:
-                text.stylize("yellow", start + flag_at, len(text) - 1)
-        yield text
+def _interval_text(est: Estimate) -> str:
+    return f"{ms_text(est.total_low_ms)}–{ms_text(est.total_high_ms)}"
 
 
 def _device_tables(est: Estimate, top_n: int) -> list[Any]:
     from rich.table import Table
 
     pct = round(est.interval * 100)
+    # a narrow terminal loses FLOPs, then the output shape; the kernel's name shrinks, then
+    # the share and the interval go; # , type, ms and flag stay
     columns = (
-        ("#", "right"), ("type", "left"), ("output", "left"), ("kernel", "left"),
-        ("FLOPs", "right"), ("ms", "right"), (f"{pct} % interval", "right"), ("share", "right"),
-        ("flag", "left"),
+        Column("#", "right"), Column("type"), Column("output", drop=20),
+        Column("kernel", shrink=30), Column("FLOPs", "right", drop=10), Column("ms", "right"),
+        Column(f"{pct} % interval", "right", drop=50), Column("share", "right", drop=40),
+        Column("flag", style="yellow"),
     )  # fmt: skip
     rows = []
     for layer in est.layers:
-        prefix = f"{layer.subgraph}:" if layer.subgraph else ""
-        timed = layer.role is Role.KERNEL
-        flag = flag_text(layer)
-        rows.append(
-            [
-                f"{prefix}{layer.index}",
-                layer.type,
-                shape_text(layer.output_shape),
-                kernel_cell(layer),
-                flops_text(layer.flops),
-                ms_text(layer.latency_ms) if timed else "·",
-                f"{ms_text(layer.low_ms)}–{ms_text(layer.high_ms)}" if timed else "",
-                f"{layer.share * 100:.1f} %" if timed else "",
-                flag,
-            ]
-        )
+        ms, interval = _time_cells(layer)
+        share = f"{layer.share * 100:.1f} %" if layer.role is Role.KERNEL else ""
+        rows.append([*_layer_cells(layer), ms, interval, share, flag_text(layer)])
     overhead_share = f"{est.overhead_ms / est.total_ms * 100:.1f} %" if est.total_ms else ""
     rows.append(["", "overhead", "", "per inference", "", ms_text(est.overhead_ms), "",
                  overhead_share, ""])  # fmt: skip
-    interval = f"{ms_text(est.total_low_ms)}–{ms_text(est.total_high_ms)}"
     rows.append(["", "total", "", "", flops_text(est.total_flops), ms_text(est.total_ms),
-                 interval, "100 %", ""])  # fmt: skip
-    title = f"{est.model} on {est.device}: {len(est.layers)} ops"
-    table = _FitTable(title, columns, rows, sections=(len(rows) - 2,))
+                 _interval_text(est), "100 %", ""])  # fmt: skip
+    title = f"{est.model} on {est.device}: {len(est.layers)} ops, latency in ms"
+    table = FitTable(title, columns, rows, sections=(len(rows) - 2,))
 
     top_rows = [
         [str(layer.index), layer.type, kernel_text(layer), ms_text(layer.latency_ms),
          f"{layer.share * 100:.1f} %", flag_text(layer)]
         for layer in est.top(top_n)
     ]  # fmt: skip
-    top_columns = (("#", "right"), ("type", "left"), ("kernel", "left"), ("ms", "right"),
-                   ("share", "right"), ("flag", "left"))  # fmt: skip
-    top = _FitTable(f"top {top_n} layers on {est.device}", top_columns, top_rows)
+    top_columns = (Column("#", "right"), Column("type"), Column("kernel", shrink=10),
+                   Column("ms", "right"), Column("share", "right"),
+                   Column("flag", style="yellow"))  # fmt: skip
+    top = FitTable(f"top {top_n} layers on {est.device}", top_columns, top_rows)
 
     summary = Table.grid(padding=(0, 2))
     for label, value in summary_lines(est):
         style = "yellow" if label in ("CPU fallback", "warning") else ""
         summary.add_row(f"[{style}]{label}[/]" if style else label, value)
     return [table, top, summary]
+
+
+def _flags(layers: Sequence[LayerEstimate | None], devices: Sequence[str]) -> str:
+    """One flag cell for a row of several devices: the flag, or each device's where they differ."""
+    flags = [flag_text(layer) if layer is not None else "" for layer in layers]
+    if len(set(flags)) == 1:
+        return flags[0]
+    return "; ".join(f"{d}: {f}" for d, f in zip(devices, flags, strict=True) if f)
+
+
+def _side_by_side(estimates: Sequence[Estimate], top_n: int) -> list[Any]:
+    """One table for several devices. Rows follow the first estimate's layers (every device
+    estimates the same file, so the same ops); the kernel column is the first device's."""
+    from rich.text import Text
+
+    first = estimates[0]
+    devices = [e.device for e in estimates]
+    pct = round(first.interval * 100)
+    n = len(estimates)
+    # narrow terminals lose FLOPs, the output shape, the intervals (last device first), then
+    # the kernel and flags; the ms of every device stay
+    columns = [
+        Column("#", "right"), Column("type", shrink=90), Column("output", drop=20),
+        Column(f"kernel ({first.device})", shrink=30, drop=70),
+        Column("FLOPs", "right", drop=10),
+    ]  # fmt: skip
+    columns += [Column(d, "right") for d in devices]
+    columns += [Column(f"{d} {pct} %", "right", drop=60 - i) for i, d in enumerate(devices)]
+    columns.append(Column("flag", shrink=80, style="yellow"))
+    per_device = [est.layers for est in estimates]
+    rows = []
+    for i, layer in enumerate(first.layers):
+        mine = [layers[i] if i < len(layers) else None for layers in per_device]
+        times = [_time_cells(other) for other in mine]
+        rows.append([*_layer_cells(layer), *(t[0] for t in times), *(t[1] for t in times),
+                     _flags(mine, devices)])  # fmt: skip
+    rows.append(["", "overhead", "", "per inference", "",
+                 *(ms_text(e.overhead_ms) for e in estimates), *([""] * n), ""])  # fmt: skip
+    rows.append(["", "total", "", "", flops_text(first.total_flops),
+                 *(ms_text(e.total_ms) for e in estimates),
+                 *(_interval_text(e) for e in estimates), ""])  # fmt: skip
+    title = (f"{first.model}: {len(first.layers)} ops, latency in ms on "
+             f"{', '.join(devices)} ({pct} % intervals)")  # fmt: skip
+    table = FitTable(title, columns, rows, sections=(len(rows) - 2,))
+
+    by = {id(layer): i for i, layer in enumerate(first.layers)}
+    top_rows = []
+    for layer in first.top(top_n):
+        i = by[id(layer)]
+        mine = [layers[i] if i < len(layers) else None for layers in per_device]
+        top_rows.append([str(layer.index), layer.type, *(_time_cells(o)[0] for o in mine)])
+    top_columns = [Column("#", "right"), Column("type", shrink=10)]
+    top_columns += [Column(d, "right") for d in devices]
+    top = FitTable(f"top {top_n} layers by {first.device} ms", top_columns, top_rows)
+
+    summary_columns = (
+        Column("device"), Column("total ms", "right"), Column(f"{pct} % interval ms", "right"),
+        Column("overhead ms", "right", drop=20), Column("CPU fallback ms", "right", drop=10),
+        Column("kernels", "right", drop=30),
+    )  # fmt: skip
+    summary_rows = [
+        [e.device, ms_text(e.total_ms), _interval_text(e), ms_text(e.overhead_ms),
+         ms_text(e.cpu_ms), str(len(e.kernels))]
+        for e in estimates
+    ]  # fmt: skip
+    parts: list[Any] = [table, top, FitTable("per device", summary_columns, summary_rows)]
+    for e in estimates:
+        for w in e.warnings:
+            parts.append(Text(f"warning ({e.device}): {w}", style="yellow"))
+    return parts

@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 from tflat.model.ops import Graph, Op
+from tflat.report.fit_table import Column, FitTable
 
 
 def _shape(op: Op) -> str:
@@ -73,35 +74,42 @@ def human(n: float, unit: str = "") -> str:
     return f"{n:g} {unit}".rstrip()
 
 
+#: The ops table's columns; a narrow terminal drops them in the order of ``drop`` (dtype first,
+#: the kernel size last), shortening long type names to 17 characters on the way (a custom
+#: op's name) and further at the end; #, output and FLOPs always stay.
+TABLE_COLUMNS = (
+    Column("#", "right"), Column("type", shrink=45, min_width=17), Column("input", drop=60),
+    Column("output"), Column("dtype", drop=10), Column("kernel", drop=80),
+    Column("stride", drop=50), Column("pad", drop=20), Column("groups", "right", drop=30),
+    Column("act", drop=40), Column("FLOPs", "right"), Column("weights", "right", drop=70),
+)  # fmt: skip
+
+
 def to_table(graph: Graph) -> Any:
     from rich.console import Group
     from rich.table import Table
 
-    table = Table(title=f"{graph.name}: {len(graph.all_ops)} ops", show_lines=False)
-    for col, justify in (
-        ("#", "right"), ("type", "left"), ("input", "left"), ("output", "left"),
-        ("dtype", "left"), ("kernel", "left"), ("stride", "left"), ("pad", "left"),
-        ("groups", "right"), ("act", "left"), ("FLOPs", "right"), ("weights", "right"),
-    ):  # fmt: skip
-        # Cells never wrap: a narrow terminal crops the widest columns instead.
-        table.add_column(col, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    rows = []
     for op in graph.all_ops:
         r = _row(op)
         prefix = f"{op.subgraph}:" if op.subgraph else ""
-        table.add_row(
-            f"{prefix}{op.index}",
-            op.type if op.known else f"[yellow]{op.type} (unknown)[/]",
-            r["input_shape"],
-            r["output_shape"],
-            r["dtype"],
-            r["kernel"],
-            r["stride"],
-            r["padding"],
-            str(op.groups) if op.groups != 1 else "",
-            "" if op.activation == "NONE" else op.activation,
-            human(op.flops),
-            human(op.weight_bytes, "B"),
+        rows.append(
+            [
+                f"{prefix}{op.index}",
+                op.type if op.known else f"{op.type} (unknown)",
+                r["input_shape"],
+                r["output_shape"],
+                r["dtype"],
+                r["kernel"],
+                r["stride"],
+                r["padding"],
+                str(op.groups) if op.groups != 1 else "",
+                "" if op.activation == "NONE" else op.activation,
+                human(op.flops),
+                human(op.weight_bytes, "B"),
+            ]
         )
+    table = FitTable(f"{graph.name}: {len(graph.all_ops)} ops", TABLE_COLUMNS, rows)
     s = graph.summary()
     summary = Table.grid(padding=(0, 2))
     summary.add_row("ops", f"{s['ops']} in {s['subgraphs']} subgraph(s)")
@@ -122,17 +130,3 @@ def to_table(graph: Graph) -> Any:
             ),
         )
     return Group(table, summary)
-
-
-def natural_width(renderable: Any, limit: int = 400) -> int:
-    """The width a renderable needs to print without cropping (capped).
-
-    For :func:`to_table`'s group only the ops table counts: the summary wraps to its width.
-    """
-    from rich.console import Console, Group
-    from rich.measure import Measurement
-
-    if isinstance(renderable, Group) and renderable.renderables:
-        renderable = renderable.renderables[0]
-    console = Console(width=limit)
-    return min(max(Measurement.get(console, console.options, renderable).maximum, 40), limit)
