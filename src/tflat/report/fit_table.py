@@ -92,9 +92,14 @@ class FitTable:
         return widths
 
     def __rich_console__(self, console: Any, options: Any) -> Any:
-        from rich.text import Text
+        # Segments, one per line and style, rather than one big rich Text: rich would wrap and
+        # crop a Text of ten thousand lines cell by cell (seconds); here each line is built
+        # once at its final width.
+        from rich.segment import Segment
+        from rich.style import Style
 
-        keep, widths = layout(self.columns, self._widths(), int(options.max_width))
+        max_width = int(options.max_width)
+        keep, widths = layout(self.columns, self._widths(), max_width)
         aligns = [(i, widths[i], self.columns[i].align == "right") for i in keep]
         gap = " " * GAP
 
@@ -105,24 +110,33 @@ class FitTable:
                 if len(cell) > w:
                     cell = cell[: w - 1] + "…"
                 out.append(cell.rjust(w) if right else cell.ljust(w))
-            return gap.join(out).rstrip()
+            return fit(gap.join(out).rstrip())
 
+        def fit(text: str) -> str:
+            return text if len(text) <= max_width else text[: max_width - 1] + "…"
+
+        # the first styled column (the flag) is coloured from where it starts to the line's end
         styled = [(i, sum(widths[j] + GAP for j in keep[:n])) for n, i in enumerate(keep)
                   if self.columns[i].style]  # fmt: skip
-        rule = gap.join("─" * widths[i] for i in keep)
-        text = Text(no_wrap=True, overflow="ellipsis")
-        text.append(self.title + "\n", style="bold")
-        text.append(line([c.name for c in self.columns]) + "\n", style="bold")
-        text.append(rule + "\n")
+        bold, newline = Style(bold=True), Segment.line()
+        rule = fit(gap.join("─" * widths[i] for i in keep))
+        yield Segment(fit(self.title), bold)
+        yield newline
+        yield Segment(line([c.name for c in self.columns]), bold)
+        yield newline
+        yield Segment(rule)
+        yield newline
         for n, row in enumerate(self.rows):
             if n in self.sections:
-                text.append(rule + "\n")
-            start = len(text)
-            text.append(line(row) + "\n")
-            end = len(text) - 1  # a style never runs past the line's end
-            for i, at in styled:
-                if row[i]:
-                    text.stylize(
-                        self.columns[i].style, start + at, min(start + at + widths[i], end)
-                    )
-        yield text
+                yield Segment(rule)
+                yield newline
+            text = line(row)
+            for i, at in styled[:1]:
+                if row[i] and at < len(text):
+                    yield Segment(text[:at])
+                    yield Segment(text[at:], Style.parse(self.columns[i].style))
+                    break
+            else:
+                yield Segment(text)
+            yield newline
+        yield newline  # a blank line after the table, before what follows
