@@ -189,7 +189,7 @@ def test_fit_device_roundtrips_json(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_evaluate_cli_json_and_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     usc = _small_usc(tmp_path / "usc")
-    plot = tmp_path / "plot.svg"
+    plot = tmp_path / "plot.png"
     code = main(["evaluate", "--device", "pixel4", "--usc", str(usc), "--format", "json",
                  "--folds", "3", "--plot", str(plot)])  # fmt: skip
     assert code == 0
@@ -200,7 +200,10 @@ def test_evaluate_cli_json_and_plot(tmp_path: Path, capsys: pytest.CaptureFixtur
     fams = [f for fold in report["families"].values() for f in fold]
     assert len(fams) == len(set(fams)) == 6
     assert report["model_level"]["mape_pct"] < 30
-    assert plot.read_text().startswith("<svg")
+    data = plot.read_bytes()  # a real PNG of at least 640 x 480
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert width >= 640 and height >= 480
 
 
 def test_evaluate_trained_predictor_on_other_models_in_a_database(

@@ -155,7 +155,8 @@ def train_cmd(device: str, db_url: str | None, usc: Path | None, output: Path | 
     "--plot",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
-    help="Write a predicted-vs-measured plot (PNG, or SVG).",
+    help="Write a predicted-vs-measured plot: FILE.png (needs the extra tflat[plot]) or "
+    "FILE.svg (needs nothing).",
 )
 @click.option(
     "--folds", type=click.IntRange(2), default=5, show_default=True, help="Family folds (--cv)."
@@ -185,6 +186,10 @@ def evaluate_cmd(
     """
     from tflat.predict.evaluate import evaluate_families
 
+    if plot is not None:  # a plot that cannot be written fails before minutes of evaluation
+        from tflat.predict.plot import check_plot_path
+
+        check_plot_path(plot)
     if models_dir is not None:
         _evaluate_measured(device, db_url, models_dir, rounds, fmt, plot, output)
         return
