@@ -1,8 +1,11 @@
 """A self-contained HTML report of one or several estimates (one per device).
 
-One file, no network, no JavaScript: inline CSS and SVG only, so it opens anywhere and can be
-attached to a review. Layout: a summary per device (side by side), a per-layer latency chart
-per device, the top-10 layers per device, then one table with a column group per device.
+One file, no network: inline CSS and SVG, and a few lines of inline JavaScript that sort the
+layer table when a numeric header is clicked (without JavaScript the report reads the same,
+unsorted), so it opens anywhere and can be attached to a review. Layout: a summary per device
+(side by side), a per-layer latency chart per device, the top-10 layers per device, then one
+table with a column group per device: its body holds one row per layer, its foot the
+per-inference overhead and the total of each device (the foot never moves when sorting).
 """
 
 from __future__ import annotations
@@ -43,6 +46,30 @@ svg text.x{text-anchor:middle}svg text.y{text-anchor:end}svg text.l{text-anchor:
 svg line.g{stroke:#e5e5e5}
 .legend{font-size:11px;margin:4px 0 12px}.lg{margin-right:10px;white-space:nowrap}
 .sw{display:inline-block;width:10px;height:10px;margin-right:3px;vertical-align:middle}
+th[data-sort]{cursor:pointer}th[aria-sort=descending]::after{content:" ▼"}
+th[aria-sort=ascending]::after{content:" ▲"}
+"""
+
+#: Sorting the layer table: a click on a header with ``data-sort`` orders the body rows by the
+#: cells' ``data-v`` numbers, largest first, and a second click reverses (ties keep file order).
+_SORT_JS = """
+document.querySelectorAll("table.layers th[data-sort]").forEach(function (th) {
+  th.title = "sort by this column";
+  th.addEventListener("click", function () {
+    var table = th.closest("table"), body = table.tBodies[0];
+    var col = Array.prototype.indexOf.call(th.parentNode.children, th);
+    var down = th.getAttribute("aria-sort") !== "descending";
+    table.querySelectorAll("th[aria-sort]").forEach(function (h) {
+      h.removeAttribute("aria-sort");
+    });
+    th.setAttribute("aria-sort", down ? "descending" : "ascending");
+    var rows = Array.prototype.slice.call(body.rows).map(function (row, i) {
+      return {row: row, i: i, v: parseFloat(row.cells[col].getAttribute("data-v") || "0")};
+    });
+    rows.sort(function (a, b) { return (down ? b.v - a.v : a.v - b.v) || a.i - b.i; });
+    rows.forEach(function (r) { body.appendChild(r.row); });
+  });
+});
 """
 
 
@@ -71,6 +98,7 @@ def to_html(estimates: Sequence[Estimate]) -> str:
     parts += [f'<div class="col">{_top_chart(e)}</div>' for e in estimates]
     parts.append("</div><h2>All layers</h2>")
     parts.append(_table(estimates))
+    parts.append(f"<script>{_SORT_JS}</script>")
     parts.append("</body></html>\n")
     return "\n".join(parts)
 
@@ -150,12 +178,13 @@ def _table(estimates: Sequence[Estimate]) -> str:
     first = estimates[0]
     head = [
         '<table class="layers"><thead><tr>',
-        '<th>#</th><th class="l">type</th><th class="l">output</th><th class="l">kernel</th>',
-        "<th>FLOPs</th>",
+        '<th data-sort="num">#</th><th class="l">type</th><th class="l">output</th>',
+        '<th class="l">kernel</th><th data-sort="num">FLOPs</th>',
     ]
     pct = round(first.interval * 100)
     for est in estimates:
-        head.append(f"<th>{escape(est.device)} ms</th><th>{pct} % interval</th><th>share</th>")
+        head.append(f'<th data-sort="num">{escape(est.device)} ms</th><th>{pct} % interval</th>'
+                    "<th>share</th>")  # fmt: skip
     head.append('<th class="l">flag / note</th></tr></thead><tbody>')
     rows = []
     per_device = [est.layers for est in estimates]
@@ -164,19 +193,19 @@ def _table(estimates: Sequence[Estimate]) -> str:
         prefix = f"{layer.subgraph}:" if layer.subgraph else ""
         kernel = kernel_cell(layer)
         cells = [
-            f"<td>{prefix}{layer.index}</td>",
+            f'<td data-v="{i}">{prefix}{layer.index}</td>',
             f'<td class="l">{escape(layer.type)}</td>',
             f'<td class="l">{escape(shape_text(layer.output_shape))}</td>',
             f'<td class="l">{escape(kernel)}</td>',
-            f"<td>{flops_text(layer.flops)}</td>",
+            f'<td data-v="{layer.flops}">{flops_text(layer.flops)}</td>',
         ]
         for layers in per_device:
             other = layers[i] if i < len(layers) else None
             if other is None or other.role is not Role.KERNEL:
-                cells.append("<td>·</td><td></td><td></td>")
+                cells.append('<td data-v="0">·</td><td></td><td></td>')
             else:
                 cells.append(
-                    f"<td>{ms_text(other.latency_ms)}</td>"
+                    f'<td data-v="{other.latency_ms!r}">{ms_text(other.latency_ms)}</td>'
                     f"<td>{ms_text(other.low_ms)}–{ms_text(other.high_ms)}</td>"
                     f"<td>{other.share * 100:.1f} %</td>"
                 )
@@ -200,5 +229,5 @@ def _table(estimates: Sequence[Estimate]) -> str:
         )
     overhead.append("<td></td></tr>")
     total.append("<td></td></tr>")
-    body = "\n".join(rows) + "".join(overhead) + "".join(total)
-    return "".join(head) + body + "</tbody></table>"
+    foot = "</tbody><tfoot>" + "".join(overhead) + "".join(total) + "</tfoot>"
+    return "".join(head) + "\n".join(rows) + foot + "</table>"
