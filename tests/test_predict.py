@@ -16,6 +16,7 @@ from tflat.errors import PredictorError
 from tflat.predict import list_devices, load_predictor
 from tflat.predict.bundles import BUNDLED_DEVICES, bundled_text
 from tflat.predict.trees import from_lightgbm_dump
+from tflat.progress import Step
 
 MODELS = sorted((Path(__file__).parent / "models").glob("*.tflite"))
 SMALL_FAMILY_MODELS = {
@@ -170,7 +171,13 @@ def test_fit_device_roundtrips_json(tmp_path: Path) -> None:
     from tflat.predict.usc import fit_usc_device
 
     data = load_usc(_small_usc(tmp_path / "usc"))
-    bundle = fit_usc_device(data, "mi8se", params={"n_estimators": 60}, tune=True, tune_by="model")
+    steps: list[Step] = []
+    bundle = fit_usc_device(data, "mi8se", params={"n_estimators": 60}, tune=True, tune_by="model",
+                            progress=steps.append)  # fmt: skip
+    # progress: from 0 to the total, never backwards, one step per fold of every candidate
+    assert steps[0].done == 0 and steps[-1].done == steps[-1].total
+    assert [s.done for s in steps] == sorted(s.done for s in steps)
+    assert len(steps) >= len(bundle["gbdt_selection"]["candidates"]) * 2 + 2
     again = Predictor(json.loads(json.dumps(bundle)))
     assert again.device == "mi8se" and bundle["training_rows"]["models"] == 18
     wm = bundle["whole_model"]
@@ -190,10 +197,12 @@ def test_fit_device_roundtrips_json(tmp_path: Path) -> None:
 def test_evaluate_cli_json_and_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     usc = _small_usc(tmp_path / "usc")
     plot = tmp_path / "plot.png"
-    code = main(["evaluate", "--device", "pixel4", "--usc", str(usc), "--format", "json",
-                 "--folds", "3", "--plot", str(plot)])  # fmt: skip
+    code = main(["--progress", "evaluate", "--device", "pixel4", "--usc", str(usc), "--format",
+                 "json", "--folds", "3", "--plot", str(plot)])  # fmt: skip
     assert code == 0
-    report = json.loads(capsys.readouterr().out)
+    out, err = capsys.readouterr()
+    report = json.loads(out)
+    assert "evaluate pixel4: fold 3 of 3" in err and "ETA" in err and "100%" in err
     assert len(report["models"]) == 18
     assert {"model", "measured_ms", "predicted_ms"} <= set(report["models"][0])
     # held out by family: every fold's test families are disjoint from the others
@@ -270,3 +279,18 @@ def test_concat_and_fully_connected_loops_follow_the_delegate() -> None:
     assert list(cols.loop_steps) == [cat.loop_steps, fc.loop_steps] == [256, 60]
     assert analytic_inputs([cat])[0, 3] == pytest.approx(0.256)
     assert cols.tasks[0] == 49 and cols.util_z[0] == 1.0
+
+
+def test_train_draws_a_bar_only_when_asked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """stderr here is not a terminal: no bar by default, a bar with ETA with --progress."""
+    usc = _small_usc(tmp_path / "usc")
+    argv = ["train", "--device", "mi8se", "--usc", str(usc), "-o", str(tmp_path / "b.json")]
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    assert "ETA" not in err and "trained mi8se" in out
+    assert main(["--progress", *argv]) == 0
+    out, err = capsys.readouterr()
+    assert "train mi8se" in err and "ETA" in err and "100%" in err
+    assert "ETA" not in out  # the bar never mixes with the output

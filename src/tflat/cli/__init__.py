@@ -74,8 +74,15 @@ def _unavailable(name: str, help_text: str) -> click.Command:
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tflat")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
-def cli(verbose: int) -> None:
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress bars with ETA on stderr for long commands [default: when stderr is a terminal].",
+)
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, progress: bool | None) -> None:
     """Estimate TFLite model latency on phone GPUs, per layer, before running on a phone."""
+    ctx.meta["tflat.progress"] = progress  # read by tflat.cli.progress
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 

@@ -256,30 +256,15 @@ def _items_from_plan(plan: str, sample: int | None, seed: int) -> list[BenchItem
 def _run_with_progress(
     store: Any, runner: Any, items: list[BenchItem], settings: Any, retry_failed: bool, limit: float
 ) -> CampaignResult:
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from rich.progress import MofNCompleteColumn, TextColumn
 
     from tflat.bench.campaign import run_campaign
+    from tflat.cli.progress import enabled, new_bar
 
-    console = Console(stderr=True)
-    bar = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[last]}"),
-        console=console,
-        transient=False,
-    )
+    if not enabled():  # no terminal and not asked: the summary line alone
+        return run_campaign(store, runner, items, settings, retry_failed=retry_failed,
+                            spread_limit=limit)  # fmt: skip
+    bar = new_bar(MofNCompleteColumn(), TextColumn("{task.fields[last]}"))
     task: TaskID | None = None
 
     def on_progress(p: CampaignProgress) -> None:

@@ -36,6 +36,30 @@ class _ProgressLine:
         )
 
 
+class _ProgressBar:
+    """The calibration's time budget as a bar (ETA: the budget left), with the phase, the
+    models measured and the cross-validated error as its description."""
+
+    def __init__(self, device: str) -> None:
+        from tflat.cli.progress import new_bar
+
+        self.device = device
+        self.bar = new_bar()
+        self.task = self.bar.add_task(f"calibrate {device}", total=None)
+        self.bar.start()
+
+    def __call__(self, p: Any) -> None:
+        cv = f", CV error {100 * p.cv_mape:.1f} %" if p.cv_mape is not None else ""
+        text = f"calibrate {self.device}: {p.phase}, {p.models_measured} measured{cv}"
+        self.bar.update(self.task, completed=min(p.elapsed_s, p.budget_s), total=p.budget_s,
+                        description=text)  # fmt: skip
+        if p.message:  # what a phase did: a line above the bar, kept in the scrollback
+            self.bar.console.print(f"{p.phase}: {p.message}")
+
+    def close(self) -> None:
+        self.bar.stop()
+
+
 @click.command("calibrate")
 @click.argument("device")
 @click.option(
@@ -80,7 +104,7 @@ class _ProgressLine:
 @click.option("--max-models", type=int, default=None, help="Stop after measuring this many.")
 @click.option("--no-adaptive", is_flag=True, help="Skip the adaptive rounds.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
-@click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar or lines.")
 def calibrate_cmd(
     device: str,
     minutes: float,
@@ -105,22 +129,29 @@ def calibrate_cmd(
 
     if threads < 1:
         raise TflatError(f"--threads must be at least 1, got {threads}")
+    from tflat.cli.progress import enabled
+
     options: dict[str, Any] = {}
     if benchmark_binary is not None:
         options["benchmark_binary"] = benchmark_binary
-    result = calibrate(
-        device,
-        minutes=minutes,
-        db_url=db_url,
-        threads=threads,
-        delegate=delegate,
-        work_dir=work_dir,
-        prior_models=prior_models,
-        adaptive=not no_adaptive,
-        max_models=max_models,
-        runner_options=options,
-        progress=_ProgressLine(quiet=quiet),
-    )
+    bar = _ProgressBar(device) if enabled() and not quiet else None
+    try:
+        result = calibrate(
+            device,
+            minutes=minutes,
+            db_url=db_url,
+            threads=threads,
+            delegate=delegate,
+            work_dir=work_dir,
+            prior_models=prior_models,
+            adaptive=not no_adaptive,
+            max_models=max_models,
+            runner_options=options,
+            progress=bar if bar is not None else _ProgressLine(quiet=quiet),
+        )
+    finally:
+        if bar is not None:
+            bar.close()
     if fmt == "json":
         click.echo(json.dumps(result.to_dict(), indent=2))
         return

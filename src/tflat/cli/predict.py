@@ -67,11 +67,13 @@ def train_cmd(device: str, db_url: str | None, usc: Path | None, output: Path | 
     A phone of the USC study (pixel4, s10, ...) with no rows in the database trains on the
     USC measurements shipped with tflat.
     """
+    from tflat.cli.progress import step_bar
     from tflat.predict.bundles import BUNDLED_DEVICES, bundle_json
     from tflat.predict.usc import fit_usc_device
 
     if usc is not None:
-        bundle = fit_usc_device(_usc_data(usc), device)
+        with step_bar(f"train {device}") as bar:
+            bundle = fit_usc_device(_usc_data(usc), device, progress=bar)
     else:
         data = _store_rows(db_url, device)
         if not data.ops and device in BUNDLED_DEVICES:
@@ -81,13 +83,14 @@ def train_cmd(device: str, db_url: str | None, usc: Path | None, output: Path | 
             data = _usc_data(None)
         if not data.ops:
             raise TflatError(_no_measurements(device, "the database", db_url))
-        if device in BUNDLED_DEVICES:
-            bundle = fit_usc_device(data, device)
-        else:
-            from tflat.predict.train import fit_device
+        with step_bar(f"train {device}") as bar:
+            if device in BUNDLED_DEVICES:
+                bundle = fit_usc_device(data, device, progress=bar)
+            else:
+                from tflat.predict.train import fit_device
 
-            bundle = fit_device(data.ops, data.models_for(device), device={"id": device},
-                                provenance=data.provenance)  # fmt: skip
+                bundle = fit_device(data.ops, data.models_for(device), device={"id": device},
+                                    provenance=data.provenance, progress=bar)  # fmt: skip
     if output is not None:
         write_text_atomic(output, bundle_json(bundle) + "\n")
         where = str(output)
@@ -203,8 +206,11 @@ def evaluate_cmd(
             data = _store_rows(db_url, device)
             if not data.ops:
                 raise TflatError(_no_measurements(device, db_url, db_url))
-        report = evaluate_families(data if data is not None else _usc_data(None), device,
-                                   n_folds=folds)  # fmt: skip
+        from tflat.cli.progress import step_bar
+
+        with step_bar(f"evaluate {device}") as bar:
+            report = evaluate_families(data if data is not None else _usc_data(None), device,
+                                       n_folds=folds, progress=bar)  # fmt: skip
     else:
         report = _evaluate_trained(device, db_url, usc, predictor_src or "db")
     if plot is not None:

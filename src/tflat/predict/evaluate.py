@@ -22,6 +22,7 @@ from tflat.predict.metrics import accuracy
 from tflat.predict.predictor import Predictor
 from tflat.predict.train import ModelParts, _group_folds, model_parts
 from tflat.predict.usc import GPU_CONFIG, device_meta, fit_usc_device
+from tflat.progress import ProgressCallback, nested
 
 log = logging.getLogger(__name__)
 
@@ -123,9 +124,16 @@ class _Predictions:
 
 
 def evaluate_families(
-    data: UscData, device: str, n_folds: int = 5, inner_folds: int = 4, **fit_kwargs: Any
+    data: UscData,
+    device: str,
+    n_folds: int = 5,
+    inner_folds: int = 4,
+    progress: ProgressCallback | None = None,
+    **fit_kwargs: Any,
 ) -> EvalReport:
-    """Family-held-out cross-validation of the full training pipeline on USC rows."""
+    """Family-held-out cross-validation of the full training pipeline on USC rows.
+
+    ``progress`` gets one unit per outer fold (fractions while a fold's predictor trains)."""
     _, gpu_family = device_meta(device)
     ops = data.ops_for(device)
     rows = data.models_for(device, GPU_CONFIG)
@@ -140,7 +148,9 @@ def evaluate_families(
         train = {parts[j].model for j in train_idx}
         fam_folds[f"fold{i}"] = sorted({parts[j].family for j in test_idx})
         log.info("%s fold %d: testing %s", device, i, fam_folds[f"fold{i}"])
-        bundle = fit_usc_device(data, device, models=train, n_folds=inner_folds, **fit_kwargs)
+        fold_progress = nested(progress, i, len(folds), f"fold {i + 1} of {len(folds)}")
+        bundle = fit_usc_device(data, device, models=train, n_folds=inner_folds,
+                                progress=fold_progress, **fit_kwargs)  # fmt: skip
         selections[f"fold{i}"] = _selection(bundle)
         pred = Predictor(bundle)
         seen = {_shape_key(s) for j in train_idx for s in parts[j].shapes}

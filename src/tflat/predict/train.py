@@ -25,7 +25,7 @@ import logging
 import math
 import re
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +46,7 @@ from tflat.predict.features import (
 from tflat.predict.predictor import BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, Predictor, proxy_shape
 from tflat.predict.trees import fit_gbdt, train_booster
 from tflat.predict.whole import fit_whole_model, model_features, nnls_relative
+from tflat.progress import ProgressCallback, report
 
 log = logging.getLogger(__name__)
 
@@ -362,7 +363,10 @@ def _rows(
     )
 
 
-def _candidate(name: str, rows: _Rows, params: dict[str, Any], n_folds: int) -> _Candidate:
+def _candidate(
+    name: str, rows: _Rows, params: dict[str, Any], n_folds: int,
+    on_fold: Callable[[], None] | None = None,
+) -> _Candidate:  # fmt: skip
     """Out-of-fold kernel predictions over families, and the whole-model term on them."""
     y, shapes = rows.y, rows.shapes
     oof = np.full(len(y), np.nan)
@@ -371,6 +375,8 @@ def _candidate(name: str, rows: _Rows, params: dict[str, Any], n_folds: int) -> 
         for train_idx, test_idx in _group_folds(rows.family, n_folds, row_kind):
             km = _fit_kernels([shapes[i] for i in train_idx], y[train_idx], params, False)
             oof[test_idx] = km.predict([shapes[i] for i in test_idx])
+            if on_fold is not None:
+                on_fold()
     if np.isnan(oof).any():
         km = _fit_kernels(shapes, y, params)
         oof = np.where(np.isnan(oof), km.predict(shapes), oof)
@@ -417,6 +423,7 @@ def fit_device(
     params: Mapping[str, Any] | None = None,
     tune: bool = False,
     tune_by: str = "kernel",
+    progress: ProgressCallback | None = None,
 ) -> dict[str, Any]:
     """Train a predictor bundle (a JSON-ready dict) for one device.
 
@@ -437,8 +444,17 @@ def fit_device(
         raise PredictorError("no kernel measurements to train on")
     rows = _rows(op_rows, model_rows, gpu_family, rules)
     grid = GBDT_GRID if tune else {"default": {}}
+    # progress: one unit per out-of-fold fit of each candidate, one for the final fit
+    steps, done = len(grid) * n_folds + 1, 0
+
+    def fold_done() -> None:
+        nonlocal done
+        done = min(done + 1, steps - 1)
+        report(progress, done, steps, "training")
+
+    report(progress, 0, steps, "training")
     candidates = [
-        _candidate(name, rows, {**GBDT_PARAMS, **over, **(params or {})}, n_folds)
+        _candidate(name, rows, {**GBDT_PARAMS, **over, **(params or {})}, n_folds, fold_done)
         for name, over in grid.items()
     ]
     if tune_by not in TUNE_RULES:
@@ -489,6 +505,7 @@ def fit_device(
         },
     }
     Predictor(bundle)  # refuse to return a bundle that does not load
+    report(progress, steps, steps, "training")
     return bundle
 
 
