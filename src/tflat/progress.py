@@ -45,3 +45,20 @@ def nested(
         parent(Step(start + min(max(share, 0.0), 1.0), total, label or step.label))
 
     return inner
+
+
+class Ticker:
+    """Counts units of work as they are done and reports each: ``ticker()`` after one unit,
+    ``finish()`` at the end (the count stops one short of ``total`` until then, so a bar never
+    shows 100 % while the last step still runs)."""
+
+    def __init__(self, progress: ProgressCallback | None, total: int, label: str = "") -> None:
+        self.progress, self.total, self.label, self.done = progress, total, label, 0
+        report(progress, 0, total, label)
+
+    def __call__(self) -> None:
+        self.done = min(self.done + 1, self.total - 1)
+        report(self.progress, self.done, self.total, self.label)
+
+    def finish(self) -> None:
+        report(self.progress, self.total, self.total, self.label)

@@ -25,12 +25,13 @@ import logging
 import math
 import re
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from tflat import __version__
 from tflat.datasets.usc import UscModelRow, UscOpRow
 from tflat.errors import PredictorError
 from tflat.gpu.partition import load_gpu_rules
@@ -46,7 +47,7 @@ from tflat.predict.features import (
 from tflat.predict.predictor import BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, Predictor, proxy_shape
 from tflat.predict.trees import fit_gbdt, train_booster
 from tflat.predict.whole import fit_whole_model, model_features, nnls_relative
-from tflat.progress import ProgressCallback, report
+from tflat.progress import ProgressCallback, Ticker
 
 log = logging.getLogger(__name__)
 
@@ -364,9 +365,8 @@ def _rows(
 
 
 def _candidate(
-    name: str, rows: _Rows, params: dict[str, Any], n_folds: int,
-    on_fold: Callable[[], None] | None = None,
-) -> _Candidate:  # fmt: skip
+    name: str, rows: _Rows, params: dict[str, Any], n_folds: int, tick: Ticker
+) -> _Candidate:
     """Out-of-fold kernel predictions over families, and the whole-model term on them."""
     y, shapes = rows.y, rows.shapes
     oof = np.full(len(y), np.nan)
@@ -375,8 +375,7 @@ def _candidate(
         for train_idx, test_idx in _group_folds(rows.family, n_folds, row_kind):
             km = _fit_kernels([shapes[i] for i in train_idx], y[train_idx], params, False)
             oof[test_idx] = km.predict([shapes[i] for i in test_idx])
-            if on_fold is not None:
-                on_fold()
+            tick()
     if np.isnan(oof).any():
         km = _fit_kernels(shapes, y, params)
         oof = np.where(np.isnan(oof), km.predict(shapes), oof)
@@ -444,17 +443,9 @@ def fit_device(
         raise PredictorError("no kernel measurements to train on")
     rows = _rows(op_rows, model_rows, gpu_family, rules)
     grid = GBDT_GRID if tune else {"default": {}}
-    # progress: one unit per out-of-fold fit of each candidate, one for the final fit
-    steps, done = len(grid) * n_folds + 1, 0
-
-    def fold_done() -> None:
-        nonlocal done
-        done = min(done + 1, steps - 1)
-        report(progress, done, steps, "training")
-
-    report(progress, 0, steps, "training")
+    tick = Ticker(progress, len(grid) * n_folds + 1, "training")  # each fold, the final fit
     candidates = [
-        _candidate(name, rows, {**GBDT_PARAMS, **over, **(params or {})}, n_folds, fold_done)
+        _candidate(name, rows, {**GBDT_PARAMS, **over, **(params or {})}, n_folds, tick)
         for name, over in grid.items()
     ]
     if tune_by not in TUNE_RULES:
@@ -473,7 +464,7 @@ def fit_device(
         "device": dict(device or {"id": "unknown"}),
         "gpu_family": gpu_family,
         "rules": rules,
-        "tflat_version": _version(),
+        "tflat_version": __version__,
         "trained_at": _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat(),
         "provenance": dict(provenance or {}),
         "features": list(FEATURE_NAMES),
@@ -505,11 +496,5 @@ def fit_device(
         },
     }
     Predictor(bundle)  # refuse to return a bundle that does not load
-    report(progress, steps, steps, "training")
+    tick.finish()
     return bundle
-
-
-def _version() -> str:
-    from tflat import __version__
-
-    return __version__
