@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from tflat.cli import main
+from tflat.datasets.usc import default_folder
 
-USC_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "usc-mobile-ml-benchmark"
+#: The USC data: TFLAT_USC_DIR's folder when set, else the copy shipped in the package.
+USC_DIR = default_folder()
 MODEL = Path(__file__).resolve().parent / "models" / "hand_recrop.tflite"
 BAD_PG = "postgresql+psycopg://nobody@127.0.0.1:1/none"
 
@@ -56,7 +58,6 @@ def test_bench_whole_model(sqlite_url: str, capsys: pytest.CaptureFixture[str]) 
     assert _stats(sqlite_url, capsys)["tables"]["model_measurements"] == 1
 
 
-@pytest.mark.skipif(not USC_DIR.is_dir(), reason="USC data not present")
 def test_import_usc(sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["db", "import", str(USC_DIR), "--format", "usc", "--db", sqlite_url]) == 0
     out = capsys.readouterr().out

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import pytest
 
 from tflat.bench.base import DeviceInfo, Measurement, OpProfileRow
+from tflat.datasets.usc import E2E_FILE, OPS_FILE, data_file, default_folder, read_csv
 from tflat.errors import StoreError
 from tflat.store import (
     ModelRecord,
@@ -19,7 +19,8 @@ from tflat.store import (
 
 XNN = RuntimeKey("ai-edge-litert", "2.3.0", "xnnpack", "fp32", 1)
 SPEC = SpecRecord("0123456789abcdef", "CONV_2D", {"input_h": 8, "cin": 3, "cout": 4})
-USC_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "usc-mobile-ml-benchmark"
+#: The USC data: TFLAT_USC_DIR's folder when set, else the copy shipped in the package.
+USC_DIR = default_folder()
 
 
 def test_open_migrates_to_head_and_schema_matches_models(db_url: str) -> None:
@@ -169,16 +170,14 @@ def test_plain_path_is_sqlite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 
 def _usc_counts() -> tuple[int, int, int]:
     """Counts read straight from the CSV files: op cells, e2e mean cells, model rows."""
-    with (USC_DIR / "tflite_cnn_ops_gpu.csv").open(newline="") as fh:
-        ops = list(csv.DictReader(fh))
-    with (USC_DIR / "tflite_cnn_e2e.csv").open(newline="") as fh:
-        e2e = list(csv.DictReader(fh))
+    ops_path, e2e_path = (data_file(USC_DIR, name) for name in (OPS_FILE, E2E_FILE))
+    assert ops_path is not None and e2e_path is not None
+    ops, e2e = read_csv(ops_path), read_csv(e2e_path)
     op_cells = sum(1 for r in ops for k, v in r.items() if k.endswith("|gpu|float") and v)
     mean_cells = sum(1 for r in e2e for k, v in r.items() if k.endswith("|mean") and v)
     return op_cells, mean_cells, len(e2e)
 
 
-@pytest.mark.skipif(not USC_DIR.is_dir(), reason="USC data not present")
 def test_usc_import_counts_units_and_partial_ops(db_url: str) -> None:
     from tflat.store.usc import import_usc
 
