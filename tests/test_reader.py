@@ -109,7 +109,9 @@ def assert_tensors_equal_litert(path: Path) -> None:
     for index, t in seen.items():
         d = lite[index]
         assert t.name == d["name"]
-        assert t.shape == tuple(int(v) for v in d["shape_signature"]), t.name
+        # The file's signature is kept as stored; the resolved shape is checked against
+        # LiteRT after an invoke in tests/test_shapes.py.
+        assert t.shape_signature == tuple(int(v) for v in d["shape_signature"]), t.name
         if t.dtype in ("float32", "float16", "int8", "uint8", "int16", "int32", "int64", "bool"):
             assert np.dtype(t.dtype) == np.dtype(d["dtype"]), t.name
         scales = d["quantization_parameters"]["scales"]

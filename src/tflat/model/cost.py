@@ -200,6 +200,7 @@ def make_op(
     options: Mapping[str, Any],
     subgraph: int = 0,
     version: int = 1,
+    unresolved: str = "",
 ) -> Op:
     """Build an :class:`Op` with its normalized options and FLOPs."""
     options = dict(options)
@@ -237,4 +238,5 @@ def make_op(
         activation=str(options.get("fused_activation_function", "NONE")),
         flops=int(flops or 0),
         known=flops is not None,
+        unresolved=unresolved,
     )

@@ -52,8 +52,9 @@ class Quantization:
 class TensorInfo:
     """One tensor as an op sees it.
 
-    ``shape`` uses the shape signature where the model has one, so a dynamic dimension is
-    ``-1``; ``nbytes`` counts such a dimension as 1.
+    ``shape`` is the shape LiteRT resolves for the graph's input shapes
+    (:mod:`tflat.model.shapes`): concrete, never ``-1``. ``shape_signature`` is what the file
+    stores, ``-1`` for a dimension it leaves dynamic (None: the same as ``shape``).
     """
 
     index: int
@@ -62,8 +63,10 @@ class TensorInfo:
     dtype: str
     is_constant: bool
     quantization: Quantization | None = None
-    #: The data of a small integer constant (axes, paddings, a new shape), else None.
+    #: The data of a small integer tensor known before running: a constant (axes, paddings, a
+    #: new shape) or shape arithmetic folded by :mod:`tflat.model.shape_fold`; else None.
     values: tuple[int, ...] | None = None
+    shape_signature: tuple[int, ...] | None = None
 
     @property
     def numel(self) -> int:
@@ -78,6 +81,9 @@ class TensorInfo:
             "index": self.index,
             "name": self.name,
             "shape": list(self.shape),
+            "shape_signature": list(
+                self.shape if self.shape_signature is None else self.shape_signature
+            ),
             "dtype": self.dtype,
             "constant": self.is_constant,
         }
@@ -100,7 +106,9 @@ class Op:
     ``options`` holds every option the schema gives the op, in snake case, enums by name.
     The normalized fields (``kernel``, ``stride``, ...) are ``None`` where the op has no such
     notion. ``known`` is False for op types tflat has no cost formula for: their ``flops``
-    is 0 and they are flagged in every output, never dropped.
+    is 0 and they are flagged in every output, never dropped. ``unresolved`` says why the
+    op's output shape could not be resolved ("" when it was): its shapes, FLOPs and bytes
+    then rest on the file's stored shapes, and every output flags it.
     """
 
     index: int
@@ -119,6 +127,7 @@ class Op:
     activation: str = "NONE"
     flops: int = 0
     known: bool = True
+    unresolved: str = ""
 
     @property
     def weight_bytes(self) -> int:
@@ -151,6 +160,7 @@ class Op:
             "type": self.type,
             "version": self.version,
             "known": self.known,
+            "unresolved": self.unresolved,
             "inputs": [t.to_dict() for t in self.inputs],
             "outputs": [t.to_dict() for t in self.outputs],
             "kernel": list(self.kernel) if self.kernel else None,
@@ -226,6 +236,11 @@ class Graph:
             "parameters": sum(params.values()),
             "weight_bytes": sum(weight_bytes.values()),
             "unknown_ops": sorted({op.type for op in ops if not op.known}),
+            "unresolved_ops": [
+                {"index": op.index, "subgraph": op.subgraph, "type": op.type, "why": op.unresolved}
+                for op in ops
+                if op.unresolved
+            ],
             "inputs": [t.to_dict() for t in self.inputs],
             "outputs": [t.to_dict() for t in self.outputs],
         }

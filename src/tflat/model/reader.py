@@ -17,6 +17,7 @@ import math
 import os
 import struct
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from tflat.model.schema import (
     slot_of,
     tensor_type_names,
 )
+from tflat.model.shapes import InputShapes, RawOp, RawSubgraph, Resolution, resolve
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +61,16 @@ _U64 = struct.Struct("<Q").unpack_from
 _CORRUPT = (FlatBufferError, IndexError, struct.error, ValueError, OverflowError)
 
 
-def read_model(path: str | os.PathLike[str] | bytes) -> Graph:
+def read_model(
+    path: str | os.PathLike[str] | bytes, input_shapes: InputShapes | None = None
+) -> Graph:
     """Parse a .tflite file (a path, or the file's bytes) into a :class:`Graph`.
 
-    Raises :class:`ModelFormatError` with a one-line reason for anything that is not a
-    readable TFLite model.
+    Every tensor gets the shape LiteRT resolves (:mod:`tflat.model.shapes`): graph inputs
+    their signature with batch 1, or ``input_shapes`` (one shape per input in order, or a
+    mapping from input name to shape) where given. Raises :class:`ModelFormatError` with a
+    one-line reason for anything that is not a readable TFLite model, and its subclass
+    :class:`~tflat.model.shapes.InputShapeError` for an input whose shape must be given.
     """
     if isinstance(path, bytes | bytearray):
         buf, name = bytes(path), "<bytes>"
@@ -77,7 +84,7 @@ def read_model(path: str | os.PathLike[str] | bytes) -> Graph:
             f"{name}: not a .tflite model (file identifier {ident!r}, expected {_IDENTIFIER!r})"
         )
     try:
-        return _Reader(buf, name).graph()
+        return _Reader(buf, name).graph(input_shapes)
     except ModelFormatError:
         raise
     except _CORRUPT as exc:
@@ -166,13 +173,18 @@ class _Reader:
     def corrupt(self, what: str) -> ModelFormatError:
         return ModelFormatError(f"{self.name}: corrupt TFLite model ({what})")
 
-    def graph(self) -> Graph:
+    def graph(self, input_shapes: InputShapes | None) -> Graph:
         fb, s = self.fb, self.s
         codes = self._op_codes()
         subgraph_tables = fb.tables(self.model, s.model_subgraphs)
         if not subgraph_tables:
             raise ModelFormatError(f"{self.name}: TFLite model has no subgraphs")
-        subgraphs = tuple(self._subgraph(i, t, codes) for i, t in enumerate(subgraph_tables))
+        reads = [self._raw_subgraph(i, t, codes) for i, t in enumerate(subgraph_tables)]
+        resolutions = resolve([r.raw for r in reads], input_shapes, self.name)
+        subgraphs = tuple(
+            self._subgraph(i, read, res)
+            for i, (read, res) in enumerate(zip(reads, resolutions, strict=True))
+        )
         return Graph(
             path=self.name,
             size_bytes=fb.size,
@@ -222,6 +234,8 @@ class _Reader:
     def _small_values(self, index: int, dtype: str, numel: int) -> tuple[int, ...] | None:
         if dtype not in ("int32", "int64") or numel > _MAX_VALUES:
             return None
+        if numel == 0:
+            return ()
         table = self._buffer(index)
         if not table:
             return None
@@ -236,12 +250,14 @@ class _Reader:
     def _tensor(self, table: int, index: int) -> TensorInfo:
         fb, buf = self.fb, self.fb.buf
         sig, dims, kind, buffer, name, quant = fb.fields(table, self.s.tensor_fields)
-        shape = fb.numbers_at(sig, "i", 4) if sig else ()
-        if not shape and dims:
-            shape = fb.numbers_at(dims, "i", 4)
-        if len(shape) > _MAX_RANK:
-            raise self.corrupt(f"tensor {index} has rank {len(shape)}")
-        numel = math.prod(max(d, 1) for d in shape)
+        signature = fb.numbers_at(sig, "i", 4) if sig else None
+        # The stored shape is where LiteRT starts (it has 1 where the signature has -1).
+        shape = fb.numbers_at(dims, "i", 4) if dims else tuple(max(d, 1) for d in signature or ())
+        if len(shape) > _MAX_RANK or len(signature or ()) > _MAX_RANK:
+            raise self.corrupt(f"tensor {index} has rank {max(len(shape), len(signature or ()))}")
+        if any(d < 0 for d in shape):
+            raise self.corrupt(f"tensor {index} has shape {list(shape)}")
+        numel = math.prod(shape)
         if numel > _MAX_ELEMENTS:
             raise self.corrupt(f"tensor {index} has {numel} elements")
         type_code = _I8(buf, kind)[0] if kind else 0
@@ -252,6 +268,7 @@ class _Reader:
             index=index,
             name=fb.string_at(name) if name else "",
             shape=tuple(shape),
+            shape_signature=tuple(signature) if signature is not None else tuple(shape),
             dtype=dtype,
             is_constant=constant,
             quantization=self._quantization(fb.ref(quant)) if quant else None,
@@ -282,7 +299,8 @@ class _Reader:
             out.update(stride_w=stride_w, stride_h=stride_h)
         return out
 
-    def _subgraph(self, si: int, sg: int, codes: list[tuple[str, int]]) -> Subgraph:
+    def _raw_subgraph(self, si: int, sg: int, codes: list[tuple[str, int]]) -> _RawRead:
+        """A subgraph's ops and tensors as the file stores them (shapes not yet resolved)."""
         fb, s = self.fb, self.s
         tensor_start, ntensors = fb.vector(sg, s.sg_tensors, 4)
         cache: dict[int, TensorInfo] = {}
@@ -296,15 +314,17 @@ class _Reader:
                 info = cache[i] = self._tensor(fb.ref(tensor_start + 4 * i), i)
             return info
 
-        def tensors(table: int, slot: int) -> tuple[TensorInfo, ...]:
-            # -1 marks an omitted optional input (e.g. a conv without bias).
-            return tuple(tensor(i) for i in fb.numbers(table, slot, "i", 4) if i >= 0)
+        def indices(table: int, slot: int) -> tuple[int, ...]:
+            found = tuple(int(i) for i in fb.numbers(table, slot, "i", 4))
+            for i in found:
+                if i >= 0:
+                    tensor(i)  # checked (and charged) while reading, as LiteRT would
+            return found
 
         option_sets: tuple[tuple[int, int, dict[int, type]], ...] = (
             (s.op_opt_type, s.op_opt, options_classes("BuiltinOptions")),
             (s.op_opt2_type, s.op_opt2, options_classes("BuiltinOptions2")),
         )
-        make_op: Callable[..., Any] = cost.make_op
         ops = []
         for oi, o in enumerate(fb.tables(sg, s.sg_operators)):
             fb.charge(_OP_COST)
@@ -322,22 +342,59 @@ class _Reader:
             op_type, version = codes[code_index]
             if op_type.startswith("CUSTOM:"):
                 options.update(self._custom_options(op_type, o))
-            ops.append(
-                make_op(
-                    index=oi,
-                    subgraph=si,
-                    op_type=op_type,
-                    version=version,
-                    inputs=tensors(o, s.op_inputs),
-                    outputs=tensors(o, s.op_outputs),
-                    options=options,
-                )
+            # -1 marks an omitted optional input (e.g. a conv without bias); positions matter
+            # to shape rules, so the raw op keeps them.
+            ins, outs = indices(o, s.op_inputs), indices(o, s.op_outputs)
+            ops.append(RawOp(oi, op_type, ins, tuple(i for i in outs if i >= 0), options, version))
+        raw = RawSubgraph(tuple(ops), indices(sg, s.sg_inputs), tensor)
+        return _RawRead(raw, fb.string(sg, s.sg_name), indices(sg, s.sg_outputs), ntensors)
+
+    def _subgraph(self, si: int, read: _RawRead, res: Resolution) -> Subgraph:
+        """The subgraph's typed ops, every tensor with its resolved shape."""
+        stored = read.raw.tensor
+        cache: dict[int, TensorInfo] = {}
+
+        def tensor(i: int) -> TensorInfo:
+            info = cache.get(i)
+            if info is None:
+                t = stored(i)
+                shape = res.shapes.get(i, t.shape)
+                values = t.values if t.is_constant else res.values.get(i)
+                if shape != t.shape or values is not t.values:
+                    t = replace(t, shape=shape, values=values)
+                info = cache[i] = t
+            return info
+
+        def tensors(found: tuple[int, ...]) -> tuple[TensorInfo, ...]:
+            return tuple(tensor(i) for i in found if i >= 0)
+
+        make_op: Callable[..., Any] = cost.make_op
+        ops = tuple(
+            make_op(
+                index=op.index,
+                subgraph=si,
+                op_type=op.type,
+                version=op.version,
+                inputs=tensors(op.inputs),
+                outputs=tensors(op.outputs),
+                options=op.options,
+                unresolved=res.unresolved.get(op.index, ""),
             )
+            for op in read.raw.ops
+        )
         return Subgraph(
             index=si,
-            name=fb.string(sg, s.sg_name),
-            ops=tuple(ops),
-            inputs=tensors(sg, s.sg_inputs),
-            outputs=tensors(sg, s.sg_outputs),
-            num_tensors=ntensors,
+            name=read.name,
+            ops=ops,
+            inputs=tensors(read.raw.inputs),
+            outputs=tensors(read.outputs),
+            num_tensors=read.num_tensors,
         )
+
+
+@dataclass(frozen=True)
+class _RawRead:
+    raw: RawSubgraph
+    name: str
+    outputs: tuple[int, ...]
+    num_tensors: int
