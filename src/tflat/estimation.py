@@ -20,9 +20,12 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tflat.model.ops import Graph, Op
+
+if TYPE_CHECKING:
+    from tflat.model.shapes import InputShapes
 
 log = logging.getLogger(__name__)
 
@@ -214,15 +217,18 @@ def estimate(
     path_or_graph: str | os.PathLike[str] | Graph,
     device: str = "pixel4",
     db_url: str | None = None,
+    input_shapes: InputShapes | None = None,
 ) -> Estimate:
     """Estimate a model (a .tflite path or a read :class:`Graph`) on ``device``.
 
+    ``input_shapes`` sets the model's input shapes, as :func:`~tflat.model.reader.read_model`
+    takes them (needed for an input with a dynamic height or width; a path only).
     Raises :class:`~tflat.errors.ModelFormatError` for an unreadable model and
     :class:`~tflat.errors.PredictorError` for a device without a predictor.
     """
     from tflat.predict import load_predictor
 
-    graph = _as_graph(path_or_graph)
+    graph = _as_graph(path_or_graph, input_shapes)
     predictor = load_predictor(device, db_url=db_url)
     return estimate_with(graph, predictor)
 
@@ -247,12 +253,16 @@ def _unmodelled(predictor: _Predictor, prediction: _GraphPrediction) -> dict[int
     }
 
 
-def _as_graph(path_or_graph: str | os.PathLike[str] | Graph) -> Graph:
+def _as_graph(
+    path_or_graph: str | os.PathLike[str] | Graph, input_shapes: InputShapes | None = None
+) -> Graph:
     if isinstance(path_or_graph, Graph):
+        if input_shapes:
+            raise TypeError("input_shapes applies to a path; read the Graph with them instead")
         return path_or_graph
     from tflat.model import read_model
 
-    return read_model(path_or_graph)
+    return read_model(path_or_graph, input_shapes=input_shapes)
 
 
 def build_estimate(
@@ -292,6 +302,9 @@ def build_estimate(
                 note=notes.get(kernel.index, kernel.note),
             )
         )
+    from tflat.model.shapes import unresolved_warnings
+
+    warnings.extend(unresolved_warnings(graph.ops))
     overhead_ms = float(prediction.overhead_ms)
     drafts = [_main_row(op, owner.get(op.index), ops_by_index, warnings, notes) for op in graph.ops]
     drafts += [_other_subgraph_row(op) for sg in graph.subgraphs[1:] for op in sg.ops]

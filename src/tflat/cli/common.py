@@ -11,6 +11,11 @@ import click
 from tflat.errors import TflatError
 
 FORMATS = ("table", "csv", "json")
+INPUT_SHAPE_HELP = (
+    "Shape of a model input, e.g. 1,224,224,3 (one per input, in order; NAME:1,224,224,3 to "
+    "name an input). Needed when an input's height or width is dynamic; a dynamic batch is 1 "
+    "unless given."
+)
 
 #: Width of tables written to a pipe or a file: wide enough that no cell is cut.
 PLAIN_WIDTH = 400

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from tflat.cli.common import emit, write_text_atomic
+from tflat.cli.common import INPUT_SHAPE_HELP, emit, write_text_atomic
 
 ESTIMATE_FORMATS = ("table", "csv", "json", "html")
 
@@ -35,6 +35,7 @@ ESTIMATE_FORMATS = ("table", "csv", "json", "html")
     "(one FILE.<device>.json per device when several).",
 )
 @click.option("--db", "db_url", help="Database URL for calibrated devices (default: TFLAT_DB).")
+@click.option("--input-shape", "input_shapes", multiple=True, help=INPUT_SHAPE_HELP)
 def estimate_cmd(
     model: Path,
     devices: tuple[str, ...],
@@ -42,13 +43,15 @@ def estimate_cmd(
     output: Path | None,
     overlay: Path | None,
     db_url: str | None,
+    input_shapes: tuple[str, ...],
 ) -> None:
     """Estimate MODEL's latency per layer on each DEVICE's GPU, with an interval."""
     from tflat.estimation import estimate_with
     from tflat.model import read_model
+    from tflat.model.shapes import parse_input_shapes
     from tflat.predict import load_predictor
 
-    graph = read_model(model)
+    graph = read_model(model, input_shapes=parse_input_shapes(input_shapes))
     _check_db(db_url)
     unique = list(dict.fromkeys(devices))
     estimates = [estimate_with(graph, load_predictor(d, db_url=db_url)) for d in unique]

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import click
 
-from tflat.cli.common import FORMATS, emit
+from tflat.cli.common import FORMATS, INPUT_SHAPE_HELP, emit
 from tflat.model import read_model
+from tflat.model.shapes import parse_input_shapes, unresolved_warnings
 from tflat.report import inspect as render
 
 
@@ -17,12 +18,18 @@ from tflat.report import inspect as render
 @click.option(
     "-o", "--output", type=click.Path(path_type=Path), help="Write to FILE instead of stdout."
 )
-def inspect_cmd(model: Path, fmt: str, output: Path | None) -> None:
+@click.option("--input-shape", "input_shapes", multiple=True, help=INPUT_SHAPE_HELP)
+def inspect_cmd(model: Path, fmt: str, output: Path | None, input_shapes: tuple[str, ...]) -> None:
     """List the ops of MODEL (a .tflite file) with shapes, options, FLOPs and bytes.
 
-    Ops tflat has no cost formula for are listed and flagged "unknown", never dropped.
+    Shapes are the ones LiteRT resolves for the input shapes. Ops tflat has no cost formula
+    for are listed and flagged "unknown", ops whose shape cannot be resolved are flagged
+    "unresolved"; none is dropped.
     """
-    graph = read_model(model)
+    graph = read_model(model, input_shapes=parse_input_shapes(input_shapes))
+    if fmt != "table":  # the table shows them in its summary
+        for line in unresolved_warnings(graph.all_ops):
+            click.echo(f"tflat: warning: {line}", err=True)
     if fmt == "json":
         emit(render.to_json(graph), output)
     elif fmt == "csv":

@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 from tflat.model.ops import Graph, Op
+from tflat.model.shapes import unresolved_warnings
 from tflat.report.fit_table import Column, FitTable
 
 
@@ -27,7 +28,7 @@ def _pair(p: tuple[int, int] | None) -> str:
 CSV_COLUMNS = (
     "index", "subgraph", "type", "known", "input_shape", "output_shape", "dtype", "kernel",
     "stride", "dilation", "padding", "groups", "depth_multiplier", "activation", "flops",
-    "weight_bytes", "input_bytes", "output_bytes",
+    "weight_bytes", "input_bytes", "output_bytes", "unresolved",
 )  # fmt: skip
 
 
@@ -51,6 +52,7 @@ def _row(op: Op) -> dict[str, Any]:
         "weight_bytes": op.weight_bytes,
         "input_bytes": op.input_bytes,
         "output_bytes": op.output_bytes,
+        "unresolved": op.unresolved,
     }
 
 
@@ -98,7 +100,7 @@ def to_table(graph: Graph) -> Any:
                 f"{prefix}{op.index}",
                 op.type if op.known else f"{op.type} (unknown)",
                 r["input_shape"],
-                r["output_shape"],
+                f"{r['output_shape']} (unresolved)" if op.unresolved else r["output_shape"],
                 r["dtype"],
                 r["kernel"],
                 r["stride"],
@@ -122,6 +124,8 @@ def to_table(graph: Graph) -> Any:
             "[yellow]unknown ops[/]",
             ", ".join(s["unknown_ops"]) + " (no cost formula: 0 FLOPs counted, flagged above)",
         )
+    for line in unresolved_warnings(graph.all_ops):
+        summary.add_row("[yellow]warning[/]", line)
     if len(graph.subgraphs) > 1:
         summary.add_row(
             "subgraphs",
