@@ -365,6 +365,24 @@ def rfft2d_and_embedding(b: GraphBuilder) -> list[tuple[int, ...]]:
 
 
 @case
+def lstm_sequence(b: GraphBuilder) -> list[tuple[int, ...]]:
+    steps, units, hidden = 7, 5, 6  # the file stores 7 steps; the signature leaves them open
+    x = b.input((1, steps, units), signature=(1, -1, units))
+
+    def w(*shape: int) -> Tensor:
+        return b.const(np.full(shape, 0.1), "float32")
+
+    gates = [w(hidden, units) for _ in range(4)] + [w(hidden, hidden) for _ in range(4)]
+    biases = [w(hidden) for _ in range(4)]
+    states = [b.variable((1, hidden)) for _ in range(2)]
+    inputs = [x, *gates, None, None, None, *biases, None, None, *states, None, None, None, None]
+    opt = {"fusedActivationFunction": 4, "timeMajor": False}
+    b.output(one(b, "UNIDIRECTIONAL_SEQUENCE_LSTM", inputs, 3,
+                 options=("UnidirectionalSequenceLSTMOptions", opt)))  # fmt: skip
+    return [(1, 11, units)]
+
+
+@case
 def int8_and_fp16_weights(b: GraphBuilder) -> list[tuple[int, ...]]:
     x = image(b, 8)
     q = b.quantize(x)

@@ -136,6 +136,12 @@ class BuilderBase:
         arr = np.asarray(values, dtype=np.dtype(dtype))
         return self._tensor(arr.shape, dtype, name, data=arr)
 
+    def variable(self, shape: Sequence[int], dtype: str = "float32", name: str = "state") -> Tensor:
+        """A variable tensor: state an op keeps between runs (an LSTM's hidden and cell)."""
+        t = self._tensor(shape, dtype, name)
+        self._tensors[t.index].isVariable = True
+        return t
+
     def op(
         self,
         kind: str,

@@ -35,6 +35,8 @@ from tflat.model.shape_rules import RULES, OpView, Shape, Unresolvable
 InputShapes = Mapping[str, Sequence[int]] | Sequence[Sequence[int]]
 
 _RULES = {**RULES, **LAYOUT_RULES, "STRIDED_SLICE": strided_slice_shape}
+#: Op kinds whose outputs tflat computes (READ_VARIABLE follows the variable it reads).
+RULE_KINDS = frozenset({*_RULES, "READ_VARIABLE"})
 #: Bounds no runtime allocates past (the reader holds stored shapes to the same).
 MAX_RANK = 16
 MAX_ELEMENTS = 2**48
