@@ -25,7 +25,9 @@ state and control (VAR_HANDLE,              0 (CALL_ONCE runs its subgraph once,
 READ_VARIABLE, ASSIGN_VARIABLE, CALL_ONCE)
 ==========================================  =================================================
 
-A multiply-add counts as 2. Biases and fused activations add nothing (as in the public
+Shapes are the ones :mod:`tflat.model.shapes` resolves (LiteRT's for the model's input
+shapes), not the file's stored hints. A multiply-add counts as 2. Biases and fused activations
+add nothing (as in the public
 measurements tflat trains on). Ops not listed here are ``known=False``: 0 FLOPs, flagged.
 """
 
