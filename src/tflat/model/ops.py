@@ -70,7 +70,9 @@ class TensorInfo:
 
     @property
     def numel(self) -> int:
-        return math.prod(max(d, 1) for d in self.shape)
+        """Elements in ``shape``: 0 for an empty tensor (a -1, only ever in a hand-built
+        record, counts as 1)."""
+        return math.prod(d if d >= 0 else 1 for d in self.shape)
 
     @property
     def nbytes(self) -> int:
