@@ -187,6 +187,8 @@ def _transpose_conv_bias(x: OpView) -> list[Shape]:
     # MediaPipe's Convolution2DTransposeBias: input, weights [Cout, kh, kw, Cin], bias.
     n, h, w, _ = rank_of(x.shape(0), 4, x.type)
     cout, kh, kw, _ = rank_of(x.shape(1), 4, f"{x.type} weights")
+    if "stride_h" not in x.options or "padding" not in x.options:
+        raise Unresolvable(f"{x.type} without the options tflat reads (padding, strides)")
     sh, sw = x.option("stride_h", 1), x.option("stride_w", 1)
     if x.options.get("padding") == "SAME":
         return [(n, h * sh, w * sw, cout)]
@@ -291,7 +293,6 @@ RULES: dict[str, Callable[[OpView], list[Shape]]] = {
     "MAX_POOL_2D": _pool,
     "AVERAGE_POOL_2D": _pool,
     "L2_POOL_2D": _pool,
-    "CUSTOM:MaxPoolingWithArgmax2D": _pool,
     "FULLY_CONNECTED": _fully_connected,
     "BATCH_MATMUL": _batch_matmul,
     **dict.fromkeys(
