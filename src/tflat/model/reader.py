@@ -12,11 +12,13 @@ not from constants copied here, so the reader follows the schema LiteRT ships.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import mmap
 import os
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -73,9 +75,12 @@ def read_model(
     :class:`~tflat.model.shapes.InputShapeError` for an input whose shape must be given.
     """
     if isinstance(path, bytes | bytearray):
-        buf, name = bytes(path), "<bytes>"
-    else:
-        buf, name = _load(Path(path)), str(path)
+        return _parse(bytes(path), "<bytes>", input_shapes)
+    with _mapped(Path(path)) as buf:
+        return _parse(buf, str(path), input_shapes)
+
+
+def _parse(buf: bytes | mmap.mmap, name: str, input_shapes: InputShapes | None) -> Graph:
     if len(buf) < 8:
         raise ModelFormatError(f"{name}: not a .tflite model (only {len(buf)} bytes)")
     ident = buf[4:8]
@@ -92,18 +97,30 @@ def read_model(
         raise ModelFormatError(f"{name}: corrupt or truncated TFLite model ({reason})") from exc
 
 
-def _load(path: Path) -> bytes:
+@contextlib.contextmanager
+def _mapped(path: Path) -> Iterator[bytes | mmap.mmap]:
+    """The file mapped read-only: the parse touches only the pages it reads, never a large
+    model's weights, and nothing of the file outlives the parse (all values are copied).
+    What cannot be mapped (a pipe) is read whole."""
     if not path.exists():
         raise ModelFormatError(f"{path}: no such file")
     if path.is_dir():
         raise ModelFormatError(f"{path}: is a directory, not a .tflite file")
     try:
-        data = path.read_bytes()
+        with path.open("rb") as f:
+            try:
+                mapped: bytes | mmap.mmap = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            except (OSError, ValueError):  # empty, or not a regular file
+                mapped = f.read()
     except OSError as exc:
         raise ModelFormatError(f"{path}: cannot read ({exc.strerror or exc})") from exc
-    if not data:
+    if not mapped:
         raise ModelFormatError(f"{path}: empty file")
-    return data
+    if isinstance(mapped, bytes):
+        yield mapped
+        return
+    with mapped:
+        yield mapped
 
 
 class _Slots:
@@ -161,7 +178,7 @@ def _get_slots() -> _Slots:
 
 
 class _Reader:
-    def __init__(self, buf: bytes, name: str) -> None:
+    def __init__(self, buf: bytes | mmap.mmap, name: str) -> None:
         self.fb = FlatBuffer(buf, budget=_BUDGET_PER_BYTE * len(buf) + 1024)
         self.name = name
         self.s = _get_slots()

@@ -14,6 +14,7 @@ whatever schema LiteRT ships.
 from __future__ import annotations
 
 import functools
+import mmap
 import re
 import struct
 from dataclasses import dataclass
@@ -147,7 +148,7 @@ class FlatBuffer:
 
     __slots__ = ("_vt_cache", "budget", "buf", "size")
 
-    def __init__(self, buf: bytes, budget: int) -> None:
+    def __init__(self, buf: bytes | mmap.mmap, budget: int) -> None:
         self.buf = buf
         self.size = len(buf)
         self.budget = budget
