@@ -258,7 +258,7 @@ def resizes(b: GraphBuilder) -> list[tuple[int, ...]]:
 def slices_and_strided_slices(b: GraphBuilder) -> list[tuple[int, ...]]:
     x = image(b, 5)
 
-    def ss(begin: list[int], end: list[int], strides: list[int], rank: int, **masks: int) -> Tensor:
+    def ss(begin: list[int], end: list[int], strides: list[int], rank: int, **masks: Any) -> Tensor:
         return one(b, "STRIDED_SLICE", [x, b.const(begin), b.const(end), b.const(strides)], rank,
                    options=("StridedSliceOptions", masks))  # fmt: skip
 
@@ -271,6 +271,7 @@ def slices_and_strided_slices(b: GraphBuilder) -> list[tuple[int, ...]]:
         ss([0, 0], [0, 3], [1, 1], 4, ellipsisMask=1, endMask=1),
         ss([-1, 0, 0, 0], [0, 0, 0, 0], [-1, -2, 1, -1], 4, endMask=15, beginMask=14),
         ss([0, 8, 0], [0, -20, 0], [1, -3, 1], 3, beginMask=1, endMask=1, shrinkAxisMask=4),
+        ss([0, 2, 1, 0], [1, 5, 30, 2], [1, 2, 1, 1], 4, offset=True),  # sizes, unclamped
     )  # fmt: skip
     return [(2, 13, 11, 5)]
 

@@ -85,6 +85,8 @@ def _slice_axes(x: OpView) -> list[_Axis]:
         i += 1
     begin_mask, end_mask = x.option("begin_mask"), x.option("end_mask")
     shrink_mask, offset = x.option("shrink_axis_mask"), bool(x.options.get("offset"))
+    if offset and (ellipsis or new_axis or n != len(shape)):
+        raise Unresolvable("STRIDED_SLICE with offset and an ellipsis, new axes or fewer indices")
     axes: list[_Axis] = []
     added_ellipsis = added_axes = 0
     for i in range(eff):
@@ -104,11 +106,13 @@ def _slice_axes(x: OpView) -> list[_Axis]:
             raise Unresolvable("STRIDED_SLICE with stride 0")
         start = _start(begin[o], size, stride, _bit(begin_mask, o))
         shrink = _bit(shrink_mask, o)
-        if shrink:
-            stop = start if start >= size else start + 1
+        if offset:  # LiteRT sizes the output by the raw sizes in `end`, unclamped
+            count = _count(end[o], stride)
+        elif shrink:
+            count = 1 if start < size else 0
         else:
-            stop = _stop(end[o] + (start if offset else 0), size, stride, _bit(end_mask, o))
-        axes.append(_Axis(size, start, stride, _count(stop - start, stride), shrink))
+            count = _count(_stop(end[o], size, stride, _bit(end_mask, o)) - start, stride)
+        axes.append(_Axis(size, start, stride, count, shrink))
     return axes
 
 
@@ -139,6 +143,8 @@ def strided_slice_shape(x: OpView) -> list[Shape]:
 
 
 def _fold_strided_slice(x: OpView, outs: list[Shape]) -> list[Values]:
+    if x.options.get("offset"):
+        raise Unresolvable("offset slices are not folded")
     axes = _slice_axes(x)
     data = x.values(0)
     eff_shape = tuple(a.size for a in axes)
