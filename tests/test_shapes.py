@@ -224,3 +224,19 @@ def test_written_zoo_models_resolve_as_stored(tmp_path: Path) -> None:
         path.write_bytes(zoo.build_model(arch, width=0.25, input_size=64, classes=10))
         graph = assert_shapes_equal_litert(path)
         assert all(t.shape == t.shape_signature for op in graph.ops for t in op.outputs)
+
+
+def test_prior_plan_skips_a_dynamic_hw_model_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tflat.plans.plan import model_specs
+
+    both, alone = tmp_path / "both", tmp_path / "alone"
+    for folder in (both, alone):
+        folder.mkdir()
+        (folder / "static.tflite").write_bytes(_cnn(None, blank=False))
+    (both / "dynamic.tflite").write_bytes(_cnn((-1, -1, -1, 3), blank=True))
+    with caplog.at_level("WARNING"):
+        specs = model_specs(both)
+    assert specs and specs == model_specs(alone)
+    assert "dynamic.tflite skipped" in caplog.text and "--input-shape" in caplog.text

@@ -153,6 +153,7 @@ def _prior(
 def model_specs(folder: Path) -> list[OpSpec]:
     """Specs of every op of every .tflite under ``folder`` that a spec can describe."""
     from tflat.model.reader import read_model
+    from tflat.model.shapes import InputShapeError
     from tflat.model.spec import KIND_PARAMS, spec_from_op
 
     if not folder.is_dir():
@@ -160,7 +161,11 @@ def model_specs(folder: Path) -> list[OpSpec]:
     out: list[OpSpec] = []
     skipped: Counter[str] = Counter()
     for path in sorted(folder.rglob("*.tflite")):
-        graph = read_model(path)
+        try:
+            graph = read_model(path)
+        except InputShapeError as exc:  # a dynamic height or width: no shapes to sample from
+            log.warning("prior models: %s skipped: %s", path.name, exc)
+            continue
         for op in graph.ops:
             if op.type not in KIND_PARAMS:
                 continue
