@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from tflat.bench.base import DeviceInfo, Measurement, OpProfileRow
 from tflat.datasets.usc import E2E_FILE, OPS_FILE, data_file, default_folder, read_csv
 from tflat.errors import StoreError
 from tflat.store import (
@@ -16,6 +15,7 @@ from tflat.store import (
     SpecRecord,
     open_store,
 )
+from tflat.store.measurement import DeviceInfo, Measurement, OpProfileRow
 
 XNN = RuntimeKey("ai-edge-litert", "2.3.0", "xnnpack", "fp32", 1)
 SPEC = SpecRecord("0123456789abcdef", "CONV_2D", {"input_h": 8, "cin": 3, "cout": 4})

@@ -47,8 +47,8 @@ _LAZY: dict[str, str] = {
     "LayerEstimate": "tflat.estimation",
     "open_store": "tflat.store",
     "get_runner": "tflat.bench",
-    "RunSettings": "tflat.bench",
-    "Measurement": "tflat.bench",
+    "RunSettings": "tflat.store.measurement",
+    "Measurement": "tflat.store.measurement",
 }
 
 __all__ = [
@@ -102,7 +102,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from tflat.bench import Measurement, RunSettings, get_runner
+    from tflat.bench import get_runner
     from tflat.estimation import Estimate, LayerEstimate, estimate
     from tflat.gpu import Kernel, partition
     from tflat.model.ops import Graph, Op, TensorInfo
@@ -120,3 +120,4 @@ if TYPE_CHECKING:
         load_predictor,
     )
     from tflat.store import open_store
+    from tflat.store.measurement import Measurement, RunSettings

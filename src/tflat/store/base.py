@@ -23,8 +23,8 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
     from sqlalchemy.orm import Session
 
-    from tflat.bench.base import DeviceInfo
     from tflat.store import schema as sc
+    from tflat.store.measurement import DeviceInfo
 
 log = logging.getLogger(__name__)
 
@@ -125,8 +125,8 @@ class StoreBase:
     def devices(self) -> list[DeviceInfo]:
         from sqlalchemy import select
 
-        from tflat.bench.base import DeviceInfo
         from tflat.store import schema as sc
+        from tflat.store.measurement import DeviceInfo
 
         with self._tx() as s:
             rows = s.scalars(select(sc.DeviceRow).order_by(sc.DeviceRow.id)).all()

@@ -23,8 +23,8 @@ from tflat.store.records import (
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from tflat.bench.base import Measurement
     from tflat.store import schema as sc
+    from tflat.store.measurement import Measurement
 
 log = logging.getLogger(__name__)
 

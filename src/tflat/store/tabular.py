@@ -19,8 +19,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
-from tflat.bench.base import Status
 from tflat.errors import TflatError
+from tflat.store.measurement import Status
 from tflat.store.records import MeasurementRecord, RuntimeKey, SpecRecord
 
 if TYPE_CHECKING:
@@ -288,7 +288,7 @@ def read_measurements_csv(
 
 def import_measurements_csv(store: Store, path: Path) -> tuple[int, int]:
     """Import a tflat measurements CSV; returns (rows written, rows already stored)."""
-    from tflat.bench.base import DeviceInfo
+    from tflat.store.measurement import DeviceInfo
 
     try:
         text = path.read_text(encoding="utf-8")

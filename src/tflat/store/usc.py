@@ -83,8 +83,8 @@ def import_usc(
     store: Store, folder: Path | None = None, *, data: UscData | None = None
 ) -> UscImportResult:
     """Import both USC files; rows already stored are kept (the import is idempotent)."""
-    from tflat.bench.base import DeviceInfo
     from tflat.datasets.usc import load_usc
+    from tflat.store.measurement import DeviceInfo
 
     usc = data if data is not None else load_usc(folder)
     provenance = {k: str(v) for k, v in usc.provenance.items() if not isinstance(v, list | dict)}
