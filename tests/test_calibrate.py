@@ -20,8 +20,8 @@ from tflat.calibrate import calibrate, device_and_rules, evaluate_models, load_d
 from tflat.calibrate.loop import RecordSpeed
 from tflat.calibrate.training import ANCHOR_FAMILY, FeatureCache, SpeedReference, training_rows
 from tflat.cli import main
+from tflat.cpu.predictor import BUNDLE_FORMAT, CpuPredictor, fit_whole_term
 from tflat.errors import TflatError
-from tflat.predict.cpu_features import BUNDLE_FORMAT, CpuPredictor, fit_whole_term
 from tflat.store import open_store
 
 MODELS = Path(__file__).parent / "models"

@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tflat.errors import PredictorError
-from tflat.plans import load_plan
-from tflat.predict.cpu_features import (
+from tflat.cpu.predictor import (
     FEATURE_NAMES,
     SPILL_THRESHOLD_BYTES,
     WORK_TERMS,
     CpuLatencyModel,
     work_terms,
 )
+from tflat.errors import PredictorError
+from tflat.plans import load_plan
 
 SPILL, PIXELS = WORK_TERMS.index("spill_bytes"), WORK_TERMS.index("pixels")
 

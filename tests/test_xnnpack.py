@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from tflat import read_model
-from tflat.gpu import KINDS, partition
-from tflat.gpu.xnnpack import delegate_partitions, load_rules
-from tflat.gpu.xnnpack import partition as xnn_partition
+from tflat.cpu.delegates import partition
+from tflat.cpu.xnnpack import delegate_partitions, load_rules
+from tflat.cpu.xnnpack import partition as xnn_partition
+from tflat.gpu import KINDS
 from tflat.model.writer import GraphBuilder
 
 MODELS = Path(__file__).parent / "models"
@@ -26,7 +27,7 @@ def test_every_op_is_in_exactly_one_kernel(path: Path) -> None:
     assert [k.index for k in kernels] == list(range(len(kernels)))
 
 
-def test_hook_in_gpu_partition_selects_these_rules() -> None:
+def test_partition_by_rules_name_selects_these_rules() -> None:
     graph = read_model(MODELS / "hand_recrop.tflite")
     assert partition(graph, rules="xnnpack") == xnn_partition(graph)
 

@@ -35,7 +35,7 @@ _LAZY: dict[str, str] = {
     "generate": "tflat.plans",
     "adaptive_specs": "tflat.plans",
     "Kernel": "tflat.gpu",
-    "partition": "tflat.gpu",
+    "partition": "tflat.cpu.delegates",
     "load_predictor": "tflat.predict",
     "list_devices": "tflat.predict",
     "Predictor": "tflat.predict",
@@ -103,8 +103,9 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from tflat.bench import get_runner
+    from tflat.cpu.delegates import partition
     from tflat.estimation import Estimate, LayerEstimate, estimate
-    from tflat.gpu import Kernel, partition
+    from tflat.gpu import Kernel
     from tflat.model.ops import Graph, Op, TensorInfo
     from tflat.model.reader import read_model
     from tflat.model.spec import OpSpec

@@ -128,7 +128,7 @@ class ModelsReport:
 
 def load_device_predictor(device: str, db_url: str | None = None) -> Any:
     """The device's predictor: a calibrated CPU bundle from the database, else tflat.predict's."""
-    from tflat.predict.cpu_features import BUNDLE_FORMAT, CpuPredictor
+    from tflat.cpu.predictor import BUNDLE_FORMAT, CpuPredictor
     from tflat.store import open_store
 
     store = open_store(db_url)

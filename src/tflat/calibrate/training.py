@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 from tflat.errors import SpecError
 
 if TYPE_CHECKING:
+    from tflat.cpu.predictor import CpuPredictor, TrainingRow
     from tflat.model.spec import OpSpec
-    from tflat.predict.cpu_features import CpuPredictor, TrainingRow
     from tflat.store import MeasurementRecord
 
 log = logging.getLogger(__name__)
@@ -126,9 +126,9 @@ class FeatureCache:
         return self._rows[spec.spec_hash]
 
     def _build(self, spec: OpSpec) -> tuple[str, str, dict[str, float]] | None:
-        from tflat.gpu import partition
+        from tflat.cpu.delegates import partition
+        from tflat.cpu.predictor import kernel_rows
         from tflat.model.writer import write_spec
-        from tflat.predict.cpu_features import kernel_rows
 
         try:
             _, graph = write_spec(spec)
@@ -155,8 +155,8 @@ def training_rows(
     int8 specs are left out (their QUANTIZE/DEQUANTIZE wrappers are in the measured time and
     the CPU regressors are for float models); probes are left out (they are the overhead).
     """
+    from tflat.cpu.predictor import TrainingRow
     from tflat.model.spec import OpSpec
-    from tflat.predict.cpu_features import TrainingRow
 
     probes = {s.spec_hash for s in probe_specs()} | {anchor_spec().spec_hash}
     rows = []
@@ -183,7 +183,7 @@ def cross_validate(rows: Sequence[TrainingRow], *, folds: int = 5, seed: int = 0
     """k-fold cross-validation of the per-op-type regressors on single-op rows."""
     import numpy as np
 
-    from tflat.predict.cpu_features import CpuPredictor, fit_models, model_key
+    from tflat.cpu.predictor import CpuPredictor, fit_models, model_key
 
     n = len(rows)
     if n < 2 * folds:
@@ -250,7 +250,7 @@ def fit_predictor(
     provenance: Mapping[str, Any] | None = None,
 ) -> CpuPredictor:
     """The device's predictor on all rows, with cross-validated intervals."""
-    from tflat.predict.cpu_features import CpuPredictor, fit_models
+    from tflat.cpu.predictor import CpuPredictor, fit_models
 
     return CpuPredictor(
         device_id,
@@ -267,13 +267,13 @@ def fit_whole_model(
 ) -> dict[str, Any]:
     """Fit the predictor's whole-model term on measured networks and return what to record.
 
-    Each variant of :data:`~tflat.predict.cpu_features.WHOLE_VARIANTS` is scored by
+    Each variant of :data:`~tflat.cpu.predictor.WHOLE_VARIANTS` is scored by
     leave-one-network-out error; the simplest within two points (or 10 %) of the best is
     kept, so a term that does not generalise never replaces the plain kernel sum.
     """
     import numpy as np
 
-    from tflat.predict.cpu_features import WHOLE_VARIANTS, fit_whole_term, whole_term_ms
+    from tflat.cpu.predictor import WHOLE_VARIANTS, fit_whole_term, whole_term_ms
 
     rows, ys, kernels = predictor.whole_rows(networks)
     scores: dict[str, float] = {}

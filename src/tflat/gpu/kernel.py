@@ -1,4 +1,8 @@
-"""The unit of prediction: one GPU kernel, i.e. one main op plus the ops fused into it."""
+"""The unit of prediction: one kernel, i.e. one main op plus the ops a delegate fuses into it.
+
+The record is the same whichever delegate made it (the GPU delegate here, XNNPACK in
+:mod:`tflat.cpu`), so pricing and estimation read one shape of kernel.
+"""
 
 from __future__ import annotations
 
@@ -61,9 +65,10 @@ class Kernel:
         }
 
 
-def read_rules(name: str, what: str = "delegate") -> dict[str, Any]:
-    """The rules shipped as ``tflat/gpu/rules/<name>.toml``, parsed; unknown name -> SpecError."""
-    res = resources.files("tflat.gpu").joinpath("rules", f"{name}.toml")
+def read_rules(name: str, what: str = "delegate", package: str = "tflat.gpu") -> dict[str, Any]:
+    """The rules shipped as ``<package>/rules/<name>.toml`` (``tflat/gpu/rules`` for the GPU
+    delegate, ``tflat/cpu/rules`` for XNNPACK), parsed; unknown name -> SpecError."""
+    res = resources.files(package).joinpath("rules", f"{name}.toml")
     try:
         text = res.read_text(encoding="utf-8")
     except (FileNotFoundError, OSError) as exc:

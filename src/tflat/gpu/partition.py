@@ -139,15 +139,12 @@ def winograd_chosen(
 def partition(
     graph: Graph, rules: str | GpuRules = "tflite_gpu", gpu_family: str = "default"
 ) -> tuple[Kernel, ...]:
-    """The kernels the delegate runs for ``graph.ops``, in execution order.
+    """The kernels the GPU delegate runs for ``graph.ops``, in execution order.
 
-    Every op of ``graph.ops`` is in exactly one kernel. ``rules="xnnpack"`` gives LiteRT's CPU
-    delegate instead (:mod:`tflat.gpu.xnnpack`).
+    Every op of ``graph.ops`` is in exactly one kernel. XNNPACK's partition is
+    :func:`tflat.cpu.xnnpack.partition`; :func:`tflat.cpu.delegates.partition` takes either
+    by the rules' name.
     """
-    if rules == "xnnpack":
-        from tflat.gpu import xnnpack
-
-        return xnnpack.partition(graph)
     gpu_rules = load_gpu_rules(rules) if isinstance(rules, str) else rules
     return _Partitioner(graph, gpu_rules, gpu_family).run()
 

@@ -60,7 +60,7 @@ def predictor_from_bundle(bundle: dict[str, Any]) -> Predictor:
     Both answer ``card`` and ``predict_graph(graph)`` the same way, so the rest of tflat does
     not care which one it holds.
     """
-    from tflat.predict.cpu_features import BUNDLE_FORMAT, CpuPredictor
+    from tflat.cpu.predictor import BUNDLE_FORMAT, CpuPredictor
 
     if bundle.get("format") == BUNDLE_FORMAT:
         return cast(Predictor, CpuPredictor.from_bundle(bundle))

@@ -139,7 +139,7 @@ def _stride(op: Op, h: int) -> float:
 
 def kernel_rows(graph: Graph, kernels: Sequence[Kernel]) -> list[tuple[str, dict[str, float]]]:
     """(op type, features) of each kernel's main op, in kernel order."""
-    from tflat.gpu.xnnpack import static_tensors
+    from tflat.cpu.xnnpack import static_tensors
 
     static = static_tensors(graph)
     by_index = {op.index: op for op in graph.ops}
@@ -444,7 +444,7 @@ class CpuPredictor:
     ) -> tuple[tuple[Kernel, ...], list[tuple[str, float, float, bool]]]:
         """Kernels and, per kernel, (model key, single-op ms, cache pressure, int8); free ones
         0 ms. A kernel is int8 when its main op reads or writes an int8 tensor."""
-        from tflat.gpu import partition
+        from tflat.cpu.delegates import partition
 
         kernels = partition(graph, rules=self.rules)
         rows = kernel_rows(graph, kernels)
@@ -466,7 +466,7 @@ class CpuPredictor:
 
     def predict_graph(self, graph: Graph) -> GraphPrediction:
         """Per-kernel times; ``total_ms == sum(kernel latency_ms) + overhead_ms``."""
-        from tflat.gpu.xnnpack import delegate_partitions
+        from tflat.cpu.xnnpack import delegate_partitions
         from tflat.predict.predictor import GraphPrediction, KernelTime
 
         kernels, base = self.base_times(graph)

@@ -1,4 +1,4 @@
-"""What LiteRT's XNNPACK delegate does to a graph on the CPU (the GPU rules' counterpart).
+"""What LiteRT's XNNPACK delegate does to a graph on the CPU (:mod:`tflat.gpu`'s counterpart).
 
 Why this exists: a whole-model estimate on the CPU is only as good as its list of what actually
 runs. XNNPACK takes most float ops, folds standalone RELU/RELU6 into the output clamp of the op
@@ -6,7 +6,7 @@ before them, converts constant fp16 weights once at initialisation (their DEQUAN
 nothing per inference) and makes reshapes free; the ops it does not take run in TFLite's own
 kernels, each such op splitting the delegated graph into one more delegate partition. The rules
 are data (``rules/xnnpack.toml``); this module applies them and returns the same
-:class:`~tflat.gpu.Kernel` records as :func:`tflat.gpu.partition`, with ``on_gpu`` meaning
+:class:`~tflat.gpu.kernel.Kernel` records as :func:`tflat.gpu.partition`, with ``on_gpu`` meaning
 "run by the delegate" (XNNPACK here).
 """
 
@@ -78,8 +78,8 @@ class XnnpackRules:
 
 @lru_cache(maxsize=4)
 def load_rules(name: str = RULES_NAME) -> XnnpackRules:
-    """The rules shipped as ``tflat/gpu/rules/<name>.toml``."""
-    return XnnpackRules.from_dict(read_rules(name, "CPU delegate"))
+    """The rules shipped as ``tflat/cpu/rules/<name>.toml``."""
+    return XnnpackRules.from_dict(read_rules(name, "CPU delegate", package="tflat.cpu"))
 
 
 def static_tensors(
