@@ -5,13 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tflat.cpu.predictor import (
-    FEATURE_NAMES,
-    SPILL_THRESHOLD_BYTES,
-    WORK_TERMS,
-    CpuLatencyModel,
-    work_terms,
-)
+from tflat.cpu.features import FEATURE_NAMES, SPILL_THRESHOLD_BYTES, WORK_TERMS, work_terms
+from tflat.cpu.regressor import CpuLatencyModel
 from tflat.errors import PredictorError
 from tflat.plans import load_plan
 

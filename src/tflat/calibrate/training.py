@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 from tflat.errors import SpecError
 
 if TYPE_CHECKING:
-    from tflat.cpu.predictor import CpuPredictor, TrainingRow
+    from tflat.cpu.predictor import CpuPredictor
+    from tflat.cpu.regressor import TrainingRow
     from tflat.model.spec import OpSpec
     from tflat.store import MeasurementRecord
 
@@ -127,7 +128,7 @@ class FeatureCache:
 
     def _build(self, spec: OpSpec) -> tuple[str, str, dict[str, float]] | None:
         from tflat.cpu.delegates import partition
-        from tflat.cpu.predictor import kernel_rows
+        from tflat.cpu.features import kernel_rows
         from tflat.model.writer import write_spec
 
         try:
@@ -155,7 +156,7 @@ def training_rows(
     int8 specs are left out (their QUANTIZE/DEQUANTIZE wrappers are in the measured time and
     the CPU regressors are for float models); probes are left out (they are the overhead).
     """
-    from tflat.cpu.predictor import TrainingRow
+    from tflat.cpu.regressor import TrainingRow
     from tflat.model.spec import OpSpec
 
     probes = {s.spec_hash for s in probe_specs()} | {anchor_spec().spec_hash}
@@ -183,7 +184,9 @@ def cross_validate(rows: Sequence[TrainingRow], *, folds: int = 5, seed: int = 0
     """k-fold cross-validation of the per-op-type regressors on single-op rows."""
     import numpy as np
 
-    from tflat.cpu.predictor import CpuPredictor, fit_models, model_key
+    from tflat.cpu.features import model_key
+    from tflat.cpu.predictor import CpuPredictor
+    from tflat.cpu.regressor import fit_models
 
     n = len(rows)
     if n < 2 * folds:
@@ -250,7 +253,8 @@ def fit_predictor(
     provenance: Mapping[str, Any] | None = None,
 ) -> CpuPredictor:
     """The device's predictor on all rows, with cross-validated intervals."""
-    from tflat.cpu.predictor import CpuPredictor, fit_models
+    from tflat.cpu.predictor import CpuPredictor
+    from tflat.cpu.regressor import fit_models
 
     return CpuPredictor(
         device_id,

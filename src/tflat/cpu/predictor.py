@@ -1,15 +1,11 @@
-"""Latency of XNNPACK kernels on a CPU: features, the per-op-type regressor, the whole-model sum.
+"""A device's latency from measured single-op kernels: per-kernel regressors, the whole-model
+term, one invoke overhead (what ``tflat calibrate`` trains, on this CPU or a phone).
 
-Why a CPU-specific predictor: on the CPU a kernel's time follows its work (FLOPs, bytes moved)
-with an efficiency that depends on shapes (GEMM tiles, channel counts, cache), and a whole model
-costs one fixed invoke overhead, not one per layer. Single-op benchmarks include that overhead
-once each, so calibration subtracts it (``invoke_overhead_ms``, measured on a near-empty model)
-before training; the whole-model estimate adds it back once.
-
-The regressor per op type is a non-negative linear model on work terms (a fit that extrapolates
-sanely) times a distance-weighted nearest-neighbour correction in log space (which learns the
-shape-dependent efficiency). It is plain numbers, so a bundle is JSON: no pickle, no library
-version lock-in.
+Why a CPU-specific predictor: a whole model costs one fixed invoke overhead, not one per layer.
+Single-op benchmarks include that overhead once each, so calibration subtracts it
+(``invoke_overhead_ms``, measured on a near-empty model) before training; the whole-model
+estimate adds it back once. Kernels come from :mod:`tflat.cpu.features` and are priced by the
+per-op-type regressors of :mod:`tflat.cpu.regressor`.
 """
 
 from __future__ import annotations
@@ -21,265 +17,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from tflat.cpu.features import FEATURE_NAMES, cache_pressure, kernel_rows, model_key
+from tflat.cpu.regressor import ANY_MODEL, POOLED_PREFIX, CpuLatencyModel
 from tflat.errors import PredictorError
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from tflat.gpu.kernel import Kernel
-    from tflat.model.ops import Graph, Op
+    from tflat.model.ops import Graph
     from tflat.predict.predictor import DeviceCard, GraphPrediction
 
 log = logging.getLogger(__name__)
 
 BUNDLE_FORMAT = "tflat-cpu-v1"
-
-#: Features of one kernel, all >= 0. Shape fields are 0 where the op has no such notion.
-FEATURE_NAMES = (
-    "flops",
-    "in_bytes",
-    "out_bytes",
-    "weight_bytes",
-    "h",
-    "w",
-    "cin",
-    "cout",
-    "kernel",
-    "stride",
-    "groups",
-    "fused",
-    "cout_waste",
-    "cin_waste",
-)
-#: Inputs of the linear part, in order (see :func:`work_terms`): the work features, two
-#: derived terms and a constant.
-WORK_TERMS = ("flops", "in_bytes", "out_bytes", "weight_bytes", "spill_bytes", "pixels", "one")
-#: Bytes an op can keep in the last-level cache between runs. Why half of the L3 (32 MiB on
-#: this machine's EPYC, shared with the neighbours of a cloud VM): single-op FULLY_CONNECTED
-#: runs stream their weights at 33-41 GB/s up to 12 MB and at 16-25 GB/s from 16 MB on
-#: (fresh 20-minute calibration database, min of 30 runs); a batch-1 FC past it is bound by
-#: DRAM bandwidth, a price per byte the in-cache terms cannot give it.
-SPILL_THRESHOLD_BYTES = 16 * 2**20
-#: Op types that XNNPACK runs with the same operator (so they share a regressor).
-_SAME_AS = {
-    "CUSTOM:Convolution2DTransposeBias": "TRANSPOSE_CONV",
-    "RELU_N1_TO_1": "RELU",
-    "RELU_0_TO_1": "RELU",
-    "SUB": "ADD",
-    "DIV": "MUL",
-    "MAXIMUM": "ADD",
-    "MINIMUM": "ADD",
-    "SQUARED_DIFFERENCE": "MUL",
-    "PRELU": "MUL",
-    "LEAKY_RELU": "MUL",
-    "SUM": "MEAN",
-}
-#: Element-wise ops with two operands: a constant operand counts as input, not as weights.
-_BINARY = frozenset(
-    {"ADD", "SUB", "MUL", "DIV", "MAXIMUM", "MINIMUM", "SQUARED_DIFFERENCE", "PRELU", "POW"}
-)
-#: The fallback when an op type has no regressor: the pooled regressor of its kernel kind.
-POOLED_PREFIX = "kind:"
-ANY_MODEL = "kind:any"
-_K = 6
-_EPS_MS = 1e-4
-_FLOOR_MS = 0.003
-
-
-def model_key(op_type: str) -> str:
-    return _SAME_AS.get(op_type, op_type)
-
-
-def op_features(op: Op, static: set[int], fused: int = 0) -> dict[str, float]:
-    """The features of ``op`` as the main op of a kernel with ``fused`` ops folded into it."""
-    if op.type in _BINARY:  # a constant operand is read like a runtime one (the benchmarks' way)
-        data, weights = list(op.inputs), []
-    else:
-        data = [t for t in op.inputs if t.index not in static]
-        weights = [t for t in op.inputs if t.index in static]
-    first = data[0] if data else (op.inputs[0] if op.inputs else None)
-    out = op.outputs[0] if op.outputs else None
-    shape = first.shape if first is not None else ()
-    h = w = cin = 0
-    if len(shape) == 4:
-        h, w, cin = shape[1], shape[2], shape[3]
-    elif shape:
-        cin = shape[-1]
-        h = math.prod(max(d, 1) for d in shape[:-1])
-        w = 1
-    cout = out.shape[-1] if out is not None and out.shape else 0
-    flops = op.flops
-    if flops == 0 and out is not None:  # data movement: count what it touches
-        flops = out.numel
-    return {
-        "flops": float(flops),
-        "in_bytes": float(sum(t.nbytes for t in data)),
-        "out_bytes": float(sum(t.nbytes for t in op.outputs)),
-        "weight_bytes": float(sum(t.numel * 4 for t in weights)),
-        "h": float(max(h, 0)),
-        "w": float(max(w, 0)),
-        "cin": float(max(cin, 0)),
-        "cout": float(max(cout, 0)),
-        "kernel": float(op.kernel[0] * op.kernel[1]) if op.kernel else 0.0,
-        "stride": _stride(op, h),
-        "groups": float(op.groups),
-        "fused": float(fused),
-        # SIMD tiles: channels are padded to a multiple of 16 (x86) or 8 (Arm) lanes
-        "cout_waste": float(math.ceil(cout / 16) * 16 / cout) if cout > 0 else 1.0,
-        "cin_waste": float(math.ceil(cin / 16) * 16 / cin) if cin > 0 else 1.0,
-    }
-
-
-def _stride(op: Op, h: int) -> float:
-    if op.type == "CUSTOM:Convolution2DTransposeBias":  # options are opaque: read the shapes
-        out_h = op.outputs[0].shape[1] if op.outputs and len(op.outputs[0].shape) == 4 else h
-        return float(max(out_h // max(h, 1), 1))
-    return float(op.stride[0]) if op.stride else 0.0
-
-
-def kernel_rows(graph: Graph, kernels: Sequence[Kernel]) -> list[tuple[str, dict[str, float]]]:
-    """(op type, features) of each kernel's main op, in kernel order."""
-    from tflat.cpu.xnnpack import static_tensors
-
-    static = static_tensors(graph)
-    by_index = {op.index: op for op in graph.ops}
-    rows = []
-    for k in kernels:
-        op = by_index[k.main_op]
-        rows.append((op.type, op_features(op, static, fused=len(k.op_indices) - 1)))
-    return rows
-
-
-def work_terms(features: Mapping[str, float]) -> list[float]:
-    """The linear part's inputs, named by :data:`WORK_TERMS`: the work features, the bytes
-    past the last-level cache's share (:data:`SPILL_THRESHOLD_BYTES`), the pixels and a
-    constant.
-
-    Why pixels: XNNPACK's kernels loop over pixels with the channels inside, so a thin tensor
-    pays a per-pixel cost its bytes do not show (a 1-channel PAD of 172 x 273 takes 0.76 ms,
-    about 15 ns a pixel; bytes alone predicted 0.14 ms).
-    """
-    touched = features["in_bytes"] + features["out_bytes"] + features["weight_bytes"]
-    spill = max(touched - SPILL_THRESHOLD_BYTES, 0.0)
-    pixels = features["h"] * max(features["w"], 1.0)
-    return [*(float(features[n]) for n in WORK_TERMS[:4]), spill, pixels, 1.0]
-
-
-def _vector(features: Mapping[str, float]) -> list[float]:
-    return [math.log2(1.0 + float(features.get(name, 0.0))) for name in FEATURE_NAMES]
-
-
-class CpuLatencyModel:
-    """Latency (ms, invoke overhead excluded) of one op type: NNLS work model x kNN correction.
-
-    ``fit(features, latency_ms)`` returns self; learned state ends in ``_``.
-    """
-
-    def __init__(self, *, k: int = _K) -> None:
-        self.k = k
-
-    def fit(
-        self, features: Sequence[Mapping[str, float]], latency_ms: Sequence[float]
-    ) -> CpuLatencyModel:
-        import numpy as np
-        from scipy.optimize import nnls
-
-        if not features:
-            raise PredictorError("cannot fit a CPU latency model on no rows")
-        y = np.maximum(np.asarray(latency_ms, dtype=float), _EPS_MS)
-        work = np.array([work_terms(f) for f in features], dtype=float)
-        scale = np.maximum(work.max(axis=0), 1e-12)
-        # Relative least squares (each row divided by its latency), except that ops below a few
-        # microseconds, mostly timer noise once the invoke overhead is gone, weigh as that floor.
-        w = 1.0 / np.maximum(y, _FLOOR_MS)
-        coef, _ = nnls((work / scale) * w[:, None], y * w)
-        self.coef_ = [float(c) for c in coef / scale]
-        base = np.maximum(work @ np.asarray(self.coef_), _EPS_MS)
-        self.x_ = [_vector(f) for f in features]
-        x = np.asarray(self.x_)
-        self.mu_ = [float(v) for v in x.mean(axis=0)]
-        self.sd_ = [float(v) if v > 1e-9 else 1.0 for v in x.std(axis=0)]
-        self.log_ratio_ = [float(v) for v in np.log(y / base)]
-        return self
-
-    def _check(self) -> None:
-        if not hasattr(self, "coef_"):
-            raise PredictorError("CPU latency model used before fit")
-
-    def predict(self, features: Sequence[Mapping[str, float]]) -> np.ndarray:
-        import numpy as np
-
-        self._check()
-        if not features:
-            return np.zeros(0)
-        work = np.array([work_terms(f) for f in features], dtype=float)
-        base = np.maximum(work @ np.asarray(self.coef_), _EPS_MS)
-        mu, sd = np.asarray(self.mu_), np.asarray(self.sd_)
-        train = (np.asarray(self.x_) - mu) / sd
-        query = (np.asarray([_vector(f) for f in features]) - mu) / sd
-        ratios = np.asarray(self.log_ratio_)
-        k = min(self.k, len(ratios))
-        d = np.sqrt(((query[:, None, :] - train[None, :, :]) ** 2).sum(axis=2))
-        nearest = np.argsort(d, axis=1)[:, :k]
-        dn = np.take_along_axis(d, nearest, axis=1)
-        wts = 1.0 / (dn + 0.05)
-        corr = (wts * ratios[nearest]).sum(axis=1) / wts.sum(axis=1)
-        return np.asarray(base * np.exp(corr))
-
-    def to_dict(self) -> dict[str, Any]:
-        self._check()
-        return {
-            "k": self.k,
-            "coef": self.coef_,
-            "x": [[round(v, 6) for v in row] for row in self.x_],
-            "mu": self.mu_,
-            "sd": self.sd_,
-            "log_ratio": [round(v, 6) for v in self.log_ratio_],
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> CpuLatencyModel:
-        model = cls(k=int(data["k"]))
-        model.coef_ = [float(v) for v in data["coef"]]
-        if len(model.coef_) != len(WORK_TERMS):
-            raise PredictorError(
-                "CPU latency model has other work terms (an older tflat): run tflat calibrate again"
-            )
-        model.x_ = [[float(v) for v in row] for row in data["x"]]
-        model.mu_ = [float(v) for v in data["mu"]]
-        model.sd_ = [float(v) for v in data["sd"]]
-        model.log_ratio_ = [float(v) for v in data["log_ratio"]]
-        return model
-
-
-@dataclass(frozen=True)
-class TrainingRow:
-    """One measured single-op model: its main kernel's op type, kind and features."""
-
-    op_type: str
-    kind: str
-    features: Mapping[str, float]
-    latency_ms: float  # invoke overhead already subtracted
-    spec_hash: str = ""
-
-
-def fit_models(rows: Sequence[TrainingRow], *, min_rows: int = 4) -> dict[str, CpuLatencyModel]:
-    """One model per op type with enough rows, one pooled per kind, and one over everything."""
-    groups: dict[str, list[TrainingRow]] = {}
-    for r in rows:
-        groups.setdefault(model_key(r.op_type), []).append(r)
-        if r.kind not in ("free",):
-            groups.setdefault(POOLED_PREFIX + r.kind, []).append(r)
-    if rows:
-        groups[ANY_MODEL] = [r for r in rows if r.kind != "free"]
-    models = {}
-    for key, members in groups.items():
-        if len(members) < min_rows:
-            continue
-        models[key] = CpuLatencyModel().fit(
-            [m.features for m in members], [m.latency_ms for m in members]
-        )
-    return models
 
 
 @dataclass(frozen=True)
@@ -324,13 +73,6 @@ MIN_KERNEL_SHARE = 0.1
 _PER_KERNEL_BOUND_MS = 0.005
 
 
-def cache_pressure(features: Mapping[str, float]) -> float:
-    ws = features["in_bytes"] + features["out_bytes"] + features["weight_bytes"]
-    return math.log2(1.0 + ws / 262144.0)
-
-
-#: Which terms a whole-model fit may use: 0 the float kernel sum, 1 its cache-weighted part,
-#: 2 the float kernel count (signed), 3 the int8 kernel sum (without it int8 kernels count as
 #: float ones). ``()`` is the plain kernel sum.
 WHOLE_VARIANTS: dict[str, tuple[int, ...]] = {
     "plain": (),
@@ -381,6 +123,8 @@ def whole_term_ms(term: WholeModelTerm, kernels: Sequence[tuple[float, float, bo
 
 
 #: Fallbacks for kernels whose op type has no regressor of its own.
+
+
 _KIND_FALLBACK = {
     "other": "kind:elementwise",
     "cpu_fallback": "kind:elementwise",
