@@ -84,9 +84,9 @@ def time_cli(model: Path, device: str, runs: int, fmt: str) -> dict[str, float]:
 
 def time_in_process(model: Path, device: str, runs: int) -> dict[str, Any]:
     t0 = time.perf_counter()
-    from tflat.estimation import estimate_with
     from tflat.model import read_model
-    from tflat.predict import load_predictor
+    from tflat.pricing.compose import estimate_with
+    from tflat.pricing.predictors import load_predictor
 
     import_s = time.perf_counter() - t0
     t0 = time.perf_counter()

@@ -156,9 +156,9 @@ def main() -> int:
     held_out_devices = [d for d in args.held_out_devices.split(",") if d]
 
     from tflat.datasets.usc import family_of, load_usc
-    from tflat.estimation import estimate_with
     from tflat.model import read_model
-    from tflat.predict import load_predictor
+    from tflat.pricing.compose import estimate_with
+    from tflat.pricing.predictors import load_predictor
 
     usc = load_usc()
     measured = {(m.model, m.device): m.mean_ms for m in usc.models if m.config == "gpu|float"}

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from tflat.errors import ModelFormatError, PredictorError
-from tflat.estimation import Estimate, Role, estimate, estimate_with
+from tflat.estimation import BASES, Estimate, Role
 from tflat.gpu import partition
 from tflat.model import Graph, read_model
 from tflat.model.ops import Subgraph
+from tflat.pricing.compose import estimate, estimate_with
 
 MODELS = Path(__file__).parent / "models"
 VENDORED = sorted(MODELS.glob("*.tflite"))
@@ -29,7 +30,7 @@ def _own_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="module")
 def pixel4():  # type: ignore[no-untyped-def]
-    from tflat.predict import load_predictor
+    from tflat.pricing.predictors import load_predictor
 
     return load_predictor("pixel4")
 
@@ -59,7 +60,27 @@ def check_invariants(graph: Graph, est: Estimate) -> None:
             assert fused.kernel is not None and fused.kernel.index == k.index
             assert fused.latency_ms == 0.0
             assert fused.role in (Role.FUSED, Role.FREE)
-    assert not est.warnings
+    check_bases(est)
+
+
+def check_bases(est: Estimate) -> None:
+    """Every kernel says what its price rests on, and the split adds up."""
+    priced = est.total_ms - est.overhead_ms
+    assert set(est.basis_ms) == set(BASES)
+    assert sum(est.basis_ms.values()) == pytest.approx(priced, rel=1e-12, abs=1e-12)
+    assert {k.basis for k in est.kernels} <= set(BASES)
+    assert all(k.basis == "free" for k in est.kernels if k.kind == "free")
+    kernel_basis = {k.index: k.basis for k in est.kernels}
+    for layer in est.layers:
+        expected = kernel_basis[layer.kernel.index] if layer.kernel is not None else None
+        assert layer.basis == expected
+    parts = est.partitions
+    assert [i for p in parts for i in p.kernel_indices] == [k.index for k in est.kernels]
+    assert sum(p.ms for p in parts) == pytest.approx(priced, rel=1e-12, abs=1e-12)
+    learned = est.basis_ms["learned"] / priced if priced > 0 else 1.0
+    basis_warnings = [w for w in est.warnings if "is learned from measured kernels" in w]
+    assert len(basis_warnings) == (1 if learned < 0.9 else 0)
+    assert len(est.warnings) == len(basis_warnings)  # nothing else went wrong
 
 
 @pytest.mark.parametrize("path", VENDORED, ids=lambda p: p.stem)
@@ -161,7 +182,7 @@ def test_unreadable_model(tmp_path: Path) -> None:
 def test_kernels_without_a_model_are_flagged_not_silent() -> None:
     """A GPU kernel whose kind the predictor has no model for gets its time from the
     whole-model term (possibly 0 ms): its layer says so instead of looking like a model's."""
-    from tflat.predict import load_predictor
+    from tflat.pricing.predictors import load_predictor
     from tflat.report.estimate_text import flag_text
 
     predictor = load_predictor("pixel4")

@@ -142,7 +142,7 @@ def test_devices_lists_bundled_with_provenance(capsys: pytest.CaptureFixture[str
 def test_calibrated_device_from_the_database(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tflat.predict import load_predictor
+    from tflat.pricing.predictors import load_predictor
     from tflat.store import open_store
 
     # A lab's own calibration: here the pixel4 bundle saved under another device id.

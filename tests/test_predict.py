@@ -13,9 +13,9 @@ import tflat
 from tflat.cli import main
 from tflat.datasets.usc import E2E_FILE, OPS_FILE, data_file, default_folder, load_usc, read_csv
 from tflat.errors import PredictorError
-from tflat.predict import list_devices, load_predictor
 from tflat.predict.bundles import BUNDLED_DEVICES, bundled_text
 from tflat.predict.trees import from_lightgbm_dump
+from tflat.pricing.predictors import list_devices, load_predictor
 from tflat.progress import Step
 
 MODELS = sorted((Path(__file__).parent / "models").glob("*.tflite"))

@@ -48,9 +48,18 @@ def sample_estimate(device: str = "pixel4", scale: float = 1.0) -> Estimate:
     k2 = KernelRef(2, "cpu:TOPK_V2", "cpu_fallback")
     k3 = KernelRef(3, "fully_connected", "fully_connected")
     drafts = [
-        _layer(0, "CONV_2D", k0, Role.KERNEL, 0.5 * scale, flops=4_718_592, note="winograd"),
-        _layer(1, "RELU", k0, Role.FUSED, 0.0, note="fused into CONV_2D #0"),
-        _layer(2, "RESHAPE", k1, Role.FREE, 0.0, shape=(1, 1024)),
+        _layer(
+            0,
+            "CONV_2D",
+            k0,
+            Role.KERNEL,
+            0.5 * scale,
+            flops=4_718_592,
+            note="winograd",
+            basis="learned",
+        ),
+        _layer(1, "RELU", k0, Role.FUSED, 0.0, note="fused into CONV_2D #0", basis="learned"),
+        _layer(2, "RESHAPE", k1, Role.FREE, 0.0, shape=(1, 1024), basis="free"),
         _layer(
             3,
             "TOPK_V2",
@@ -61,8 +70,18 @@ def sample_estimate(device: str = "pixel4", scale: float = 1.0) -> Estimate:
             on_gpu=False,
             fallback=True,
             note="not supported by the GPU delegate",
+            basis="cpu",
         ),
-        _layer(4, "FULLY_CONNECTED", k3, Role.KERNEL, 0.125 * scale, shape=(1, 10), flops=20_480),
+        _layer(
+            4,
+            "FULLY_CONNECTED",
+            k3,
+            Role.KERNEL,
+            0.125 * scale,
+            shape=(1, 10),
+            flops=20_480,
+            basis="learned",
+        ),
         _layer(
             0,
             "ADD",
@@ -82,9 +101,18 @@ def sample_estimate(device: str = "pixel4", scale: float = 1.0) -> Estimate:
     )
     kernels = (
         KernelEstimate(0, k0.name, "conv2d", (0, 1), True, 0.5 * scale, 0.4 * scale, 0.625 * scale),
-        KernelEstimate(1, "reshape", "free", (2,), True, 0.0, 0.0, 0.0),
+        KernelEstimate(1, "reshape", "free", (2,), True, 0.0, 0.0, 0.0, basis="free"),
         KernelEstimate(
-            2, k2.name, "cpu_fallback", (3,), False, 0.25 * scale, 0.2 * scale, 0.3125 * scale
+            2,
+            k2.name,
+            "cpu_fallback",
+            (3,),
+            False,
+            0.25 * scale,
+            0.2 * scale,
+            0.3125 * scale,
+            basis="cpu",
+            basis_note="refused by the GPU delegate",
         ),
         KernelEstimate(
             3, k3.name, "fully_connected", (4,), True, 0.125 * scale, 0.1 * scale, 0.15625 * scale
@@ -101,6 +129,7 @@ def sample_estimate(device: str = "pixel4", scale: float = 1.0) -> Estimate:
         interval=0.8,
         kernels=kernels,
         total_flops=4_739_072,
+        precision="fp16",
     )
 
 

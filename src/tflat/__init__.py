@@ -36,13 +36,13 @@ _LAZY: dict[str, str] = {
     "adaptive_specs": "tflat.plans",
     "Kernel": "tflat.gpu",
     "partition": "tflat.cpu.delegates",
-    "load_predictor": "tflat.predict",
-    "list_devices": "tflat.predict",
+    "load_predictor": "tflat.pricing.predictors",
+    "list_devices": "tflat.pricing.predictors",
     "Predictor": "tflat.predict",
     "GraphPrediction": "tflat.predict",
     "KernelTime": "tflat.predict",
     "DeviceCard": "tflat.predict",
-    "estimate": "tflat.estimation",
+    "estimate": "tflat.pricing.compose",
     "Estimate": "tflat.estimation",
     "LayerEstimate": "tflat.estimation",
     "open_store": "tflat.store",
@@ -104,7 +104,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from tflat.bench import get_runner
     from tflat.cpu.delegates import partition
-    from tflat.estimation import Estimate, LayerEstimate, estimate
+    from tflat.estimation import Estimate, LayerEstimate
     from tflat.gpu import Kernel
     from tflat.model.ops import Graph, Op, TensorInfo
     from tflat.model.reader import read_model
@@ -112,13 +112,8 @@ if TYPE_CHECKING:
     from tflat.model.writer import GraphBuilder, write_spec
     from tflat.model.zoo import build_model
     from tflat.plans import adaptive_specs, generate, load_plan
-    from tflat.predict import (
-        DeviceCard,
-        GraphPrediction,
-        KernelTime,
-        Predictor,
-        list_devices,
-        load_predictor,
-    )
+    from tflat.predict import DeviceCard, GraphPrediction, KernelTime, Predictor
+    from tflat.pricing.compose import estimate
+    from tflat.pricing.predictors import list_devices, load_predictor
     from tflat.store import open_store
     from tflat.store.measurement import Measurement, RunSettings

@@ -1,33 +1,27 @@
-"""Graph + device predictor -> :class:`Estimate`: per layer, per kernel, total, intervals.
+"""What an estimate is: a model's latency on one device, per layer, per kernel, per partition.
 
-The predictor works on GPU kernels (an op and the ops the delegate fuses into it); users read
-layers (the ops of the file). This module maps one onto the other without losing anything:
+The estimate is a sum of prices (:mod:`tflat.pricing`), and these records keep that sum
+readable:
 
 * every op of the main subgraph appears exactly once, in file order;
 * a kernel's time sits on its main op's row; ops fused into it show the kernel they belong to
   and 0 ms of their own, so the rows add up: ``total_ms == sum(layer.latency_ms) + overhead_ms``;
+* every kernel says what its price rests on (``basis``: learned, extrapolated, analytic, cpu,
+  free), and ``basis_ms`` adds up to ``total_ms - overhead_ms``;
 * ops the GPU delegate would not take are flagged (``fallback``) and keep their CPU estimate;
 * ops of other subgraphs (control flow bodies) are listed as not estimated, with a note.
 
-Collecting (here) and rendering (:mod:`tflat.report`) are separate steps.
+:func:`tflat.pricing.compose.compose` builds these; :mod:`tflat.report` renders them.
 """
 
 from __future__ import annotations
 
-import logging
-import math
-import os
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
-from tflat.model.ops import Graph, Op
-
-if TYPE_CHECKING:
-    from tflat.model.shapes import InputShapes
-
-log = logging.getLogger(__name__)
+#: The bases a price can rest on, most trustworthy first (``tflat.pricing.base.Basis``).
+BASES = ("learned", "extrapolated", "analytic", "cpu", "free")
 
 
 class Role(StrEnum):
@@ -37,37 +31,6 @@ class Role(StrEnum):
     FUSED = "fused"  # fused into another op's kernel: 0 ms of its own
     FREE = "free"  # costs nothing (reshape, constant fp16 DEQUANTIZE folded away)
     NOT_ESTIMATED = "not_estimated"  # outside the main subgraph, or in no kernel
-
-
-# The shapes of what tflat.gpu and tflat.predict return, as far as this module reads them.
-class _Kernel(Protocol):
-    index: int
-    name: str
-    kind: str
-    op_indices: tuple[int, ...]
-    on_gpu: bool
-    note: str
-
-
-class _KernelTime(Protocol):
-    latency_ms: float
-    low_ms: float
-    high_ms: float
-
-
-class _GraphPrediction(Protocol):
-    device: str
-    kernels: Sequence[_Kernel]
-    kernel_times: Sequence[_KernelTime]
-    overhead_ms: float
-    total_ms: float
-    total_low_ms: float
-    total_high_ms: float
-    interval: float
-
-
-class _Predictor(Protocol):
-    def predict_graph(self, graph: Graph) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -85,7 +48,8 @@ class LayerEstimate:
 
     ``latency_ms``/``low_ms``/``high_ms`` are the op's own time and its interval: the whole
     kernel's for a main op, 0 for a fused or free op. ``share`` is of ``Estimate.total_ms``.
-    ``fallback`` marks an op the GPU delegate does not take (it runs on the CPU).
+    ``fallback`` marks an op the GPU delegate does not take (it runs on the CPU). ``basis`` is
+    its kernel's (None for an op in no kernel).
     """
 
     index: int
@@ -103,8 +67,9 @@ class LayerEstimate:
     known: bool = True
     subgraph: int = 0
     note: str = ""
-    #: False for a GPU kernel of a kind the predictor has no model for (see ``note``)
+    #: False for a GPU kernel of a kind no regressor was trained on (basis analytic)
     modelled: bool = True
+    basis: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -125,13 +90,17 @@ class LayerEstimate:
             "fallback": self.fallback,
             "known": self.known,
             "modelled": self.modelled,
+            "basis": self.basis,
             "note": self.note,
         }
 
 
 @dataclass(frozen=True)
 class KernelEstimate:
-    """One kernel as the delegate would run it: its ops (main op first) and its time."""
+    """One kernel as the delegate would run it: its ops (main op first), its time and what
+    that time rests on (``basis``, ``basis_note``). ``transfer_ms`` is the part of
+    ``latency_ms`` spent copying tensors across a GPU<->CPU partition edge (on the kernel on
+    the CPU side of the edge)."""
 
     index: int
     name: str
@@ -142,6 +111,9 @@ class KernelEstimate:
     low_ms: float
     high_ms: float
     note: str = ""
+    basis: str = "learned"
+    basis_note: str = ""
+    transfer_ms: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -154,6 +126,28 @@ class KernelEstimate:
             "low_ms": self.low_ms,
             "high_ms": self.high_ms,
             "note": self.note,
+            "basis": self.basis,
+            "basis_note": self.basis_note,
+            "transfer_ms": self.transfer_ms,
+        }
+
+
+@dataclass(frozen=True)
+class PartitionEstimate:
+    """A run of kernels on one side (the delegate's or the CPU's), in execution order; a free
+    kernel joins the run it stands in."""
+
+    index: int
+    on_gpu: bool
+    kernel_indices: tuple[int, ...]
+    ms: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "on_gpu": self.on_gpu,
+            "kernels": list(self.kernel_indices),
+            "ms": self.ms,
         }
 
 
@@ -162,7 +156,8 @@ class Estimate:
     """A model's estimated latency on one device.
 
     ``total_ms == sum(layer.latency_ms for layer in layers) + overhead_ms``; the total's
-    interval ``[total_low_ms, total_high_ms]`` covers ``interval`` (e.g. 0.8) of the outcomes.
+    interval ``[total_low_ms, total_high_ms]`` covers ``interval`` (e.g. 0.8) of the outcomes;
+    ``basis_ms`` splits ``total_ms - overhead_ms`` by what the prices rest on.
     """
 
     model: str
@@ -176,6 +171,8 @@ class Estimate:
     kernels: tuple[KernelEstimate, ...] = ()
     total_flops: int = 0
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    #: the GPU math precision assumed ("fp16" for the shipped phones, "fp32" on a CPU)
+    precision: str = ""
 
     def top(self, n: int = 10) -> tuple[LayerEstimate, ...]:
         """The ``n`` layers with the largest own latency, largest first (ties: file order)."""
@@ -192,7 +189,42 @@ class Estimate:
 
     @property
     def cpu_ms(self) -> float:
-        return sum(k.latency_ms for k in self.kernels if not k.on_gpu)
+        """CPU compute of the kernels the delegate refuses (their copies not included)."""
+        return sum(k.latency_ms - k.transfer_ms for k in self.kernels if not k.on_gpu)
+
+    @property
+    def transfer_ms(self) -> float:
+        """GPU<->CPU copies at partition edges (0 until a device prices them)."""
+        return sum(k.transfer_ms for k in self.kernels)
+
+    @property
+    def basis_ms(self) -> dict[str, float]:
+        """Milliseconds by basis, every basis listed; adds up to ``total_ms - overhead_ms``
+        (copies count with the CPU kernels they serve)."""
+        out = dict.fromkeys(BASES, 0.0)
+        for k in self.kernels:
+            out[k.basis] = out.get(k.basis, 0.0) + k.latency_ms
+        return out
+
+    @property
+    def partitions(self) -> tuple[PartitionEstimate, ...]:
+        """Runs of kernels on one side, in order (see :class:`PartitionEstimate`)."""
+        runs: list[tuple[bool, list[KernelEstimate]]] = []
+        waiting: list[KernelEstimate] = []  # free kernels before the first run
+        for k in self.kernels:
+            if k.kind == "free":
+                (runs[-1][1] if runs else waiting).append(k)
+            elif runs and runs[-1][0] == k.on_gpu:
+                runs[-1][1].append(k)
+            else:
+                runs.append((k.on_gpu, [*waiting, k]))
+                waiting = []
+        if waiting:
+            runs.append((waiting[0].on_gpu, waiting))
+        return tuple(
+            PartitionEstimate(i, side, tuple(k.index for k in ks), sum(k.latency_ms for k in ks))
+            for i, (side, ks) in enumerate(runs)
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -206,210 +238,12 @@ class Estimate:
             "total_flops": self.total_flops,
             "gpu_ms": self.gpu_ms,
             "cpu_fallback_ms": self.cpu_ms,
+            "transfer_ms": self.transfer_ms,
+            "basis_ms": self.basis_ms,
+            "precision": self.precision,
             "fallback_ops": [layer.index for layer in self.fallback_layers],
+            "partitions": [p.to_dict() for p in self.partitions],
             "warnings": list(self.warnings),
             "layers": [layer.to_dict() for layer in self.layers],
             "kernels": [k.to_dict() for k in self.kernels],
         }
-
-
-def estimate(
-    path_or_graph: str | os.PathLike[str] | Graph,
-    device: str = "pixel4",
-    db_url: str | None = None,
-    input_shapes: InputShapes | None = None,
-) -> Estimate:
-    """Estimate a model (a .tflite path or a read :class:`Graph`) on ``device``.
-
-    ``input_shapes`` sets the model's input shapes, as :func:`~tflat.model.reader.read_model`
-    takes them (needed for an input with a dynamic height or width; a path only).
-    Raises :class:`~tflat.errors.ModelFormatError` for an unreadable model and
-    :class:`~tflat.errors.PredictorError` for a device without a predictor.
-    """
-    from tflat.predict import load_predictor
-
-    graph = _as_graph(path_or_graph, input_shapes)
-    predictor = load_predictor(device, db_url=db_url)
-    return estimate_with(graph, predictor)
-
-
-def estimate_with(graph: Graph, predictor: _Predictor) -> Estimate:
-    """Estimate ``graph`` with an already loaded predictor (no database or file access)."""
-    prediction: _GraphPrediction = predictor.predict_graph(graph)
-    return build_estimate(graph, prediction, unmodelled=_unmodelled(predictor, prediction))
-
-
-def _unmodelled(predictor: _Predictor, prediction: _GraphPrediction) -> dict[int, str]:
-    """Kernel index -> note for GPU kernels of a kind the predictor has no model for: their
-    time (possibly 0 ms) comes from the whole-model term, and the reader should see that."""
-    covers = getattr(predictor, "covers", None)
-    if covers is None:
-        return {}
-    device = getattr(prediction, "device", "this device")
-    return {
-        k.index: f"no {k.kind} model for {device}: a rough time from the whole-model fit"
-        for k in prediction.kernels
-        if k.on_gpu and k.kind != "free" and not covers(k.kind)
-    }
-
-
-def _as_graph(
-    path_or_graph: str | os.PathLike[str] | Graph, input_shapes: InputShapes | None = None
-) -> Graph:
-    if isinstance(path_or_graph, Graph):
-        if input_shapes:
-            raise TypeError("input_shapes applies to a path; read the Graph with them instead")
-        return path_or_graph
-    from tflat.model import read_model
-
-    return read_model(path_or_graph, input_shapes=input_shapes)
-
-
-def build_estimate(
-    graph: Graph, prediction: _GraphPrediction, *, unmodelled: Mapping[int, str] | None = None
-) -> Estimate:
-    """Map a kernel-level prediction onto the graph's ops. Never drops an op.
-
-    ``unmodelled`` (kernel index -> note) names kernels the predictor has no model for: their
-    layers are flagged (``modelled=False``) and carry the note."""
-    notes = unmodelled or {}
-    kernels = tuple(prediction.kernels)
-    times = tuple(prediction.kernel_times)
-    if len(kernels) != len(times):
-        raise ValueError(f"prediction has {len(kernels)} kernels but {len(times)} kernel times")
-    warnings: list[str] = []
-    ops_by_index = {op.index: op for op in graph.ops}
-    owner: dict[int, tuple[_Kernel, _KernelTime, bool]] = {}  # op index -> kernel, time, is main
-    kernel_rows: list[KernelEstimate] = []
-    for kernel, kt in zip(kernels, times, strict=True):
-        for pos, oi in enumerate(kernel.op_indices):
-            if oi not in ops_by_index:
-                warnings.append(f"kernel {kernel.index} names op {oi}, not in the model")
-            elif oi in owner:
-                warnings.append(f"op {oi} is in kernels {owner[oi][0].index} and {kernel.index}")
-            else:
-                owner[oi] = (kernel, kt, pos == 0)
-        kernel_rows.append(
-            KernelEstimate(
-                index=kernel.index,
-                name=kernel.name,
-                kind=kernel.kind,
-                op_indices=tuple(kernel.op_indices),
-                on_gpu=kernel.on_gpu,
-                latency_ms=float(kt.latency_ms),
-                low_ms=float(kt.low_ms),
-                high_ms=float(kt.high_ms),
-                note=notes.get(kernel.index, kernel.note),
-            )
-        )
-    from tflat.model.shapes import unresolved_warnings
-
-    warnings.extend(unresolved_warnings(graph.ops))
-    overhead_ms = float(prediction.overhead_ms)
-    drafts = [_main_row(op, owner.get(op.index), ops_by_index, warnings, notes) for op in graph.ops]
-    drafts += [_other_subgraph_row(op) for sg in graph.subgraphs[1:] for op in sg.ops]
-    total_ms = sum(d["latency_ms"] for d in drafts) + overhead_ms
-    if not math.isclose(total_ms, float(prediction.total_ms), rel_tol=1e-9, abs_tol=1e-9):
-        warnings.append(
-            f"predictor total {prediction.total_ms:.6g} ms differs from the sum of kernels "
-            f"{total_ms:.6g} ms"
-        )
-    for w in warnings:
-        log.warning("%s: %s", graph.name, w)
-    layers = tuple(
-        LayerEstimate(**d, share=(d["latency_ms"] / total_ms if total_ms > 0 else 0.0))
-        for d in drafts
-    )
-    return Estimate(
-        model=graph.name,
-        device=str(prediction.device),
-        layers=layers,
-        overhead_ms=overhead_ms,
-        total_ms=total_ms,
-        total_low_ms=float(prediction.total_low_ms),
-        total_high_ms=float(prediction.total_high_ms),
-        interval=float(prediction.interval),
-        kernels=tuple(kernel_rows),
-        total_flops=sum(op.flops for op in graph.ops),
-        warnings=tuple(warnings),
-    )
-
-
-def _shape(op: Op) -> tuple[int, ...]:
-    return tuple(op.outputs[0].shape) if op.outputs else ()
-
-
-def _main_row(
-    op: Op,
-    owned: tuple[_Kernel, _KernelTime, bool] | None,
-    ops_by_index: dict[int, Op],
-    warnings: list[str],
-    notes: Mapping[int, str],
-) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "index": op.index,
-        "type": op.type,
-        "output_shape": _shape(op),
-        "flops": op.flops,
-        "known": op.known,
-        "subgraph": op.subgraph,
-    }
-    if owned is None:
-        warnings.append(f"op {op.index} ({op.type}) is in no kernel: not estimated")
-        return base | {
-            "kernel": None,
-            "role": Role.NOT_ESTIMATED,
-            "latency_ms": 0.0,
-            "low_ms": 0.0,
-            "high_ms": 0.0,
-            "on_gpu": False,
-            "fallback": False,
-            "note": "in no kernel of the GPU partition: not estimated",
-        }
-    kernel, kt, is_main = owned
-    ref = KernelRef(index=kernel.index, name=kernel.name, kind=kernel.kind)
-    fallback = not kernel.on_gpu
-    if is_main:
-        role = Role.FREE if kernel.kind == "free" else Role.KERNEL
-        return base | {
-            "kernel": ref,
-            "role": role,
-            "latency_ms": float(kt.latency_ms),
-            "low_ms": float(kt.low_ms),
-            "high_ms": float(kt.high_ms),
-            "on_gpu": kernel.on_gpu,
-            "fallback": fallback,
-            "modelled": kernel.index not in notes,
-            "note": notes.get(kernel.index, kernel.note),
-        }
-    main = ops_by_index.get(kernel.op_indices[0])
-    main_text = f"{main.type} #{main.index}" if main is not None else f"#{kernel.op_indices[0]}"
-    return base | {
-        "kernel": ref,
-        "role": Role.FREE if kernel.kind == "free" else Role.FUSED,
-        "latency_ms": 0.0,
-        "low_ms": 0.0,
-        "high_ms": 0.0,
-        "on_gpu": kernel.on_gpu,
-        "fallback": fallback,
-        "note": f"fused into {main_text}",
-    }
-
-
-def _other_subgraph_row(op: Op) -> dict[str, Any]:
-    return {
-        "index": op.index,
-        "type": op.type,
-        "output_shape": _shape(op),
-        "flops": op.flops,
-        "known": op.known,
-        "subgraph": op.subgraph,
-        "kernel": None,
-        "role": Role.NOT_ESTIMATED,
-        "latency_ms": 0.0,
-        "low_ms": 0.0,
-        "high_ms": 0.0,
-        "on_gpu": False,
-        "fallback": False,
-        "note": f"in subgraph {op.subgraph}: only the main subgraph is estimated",
-    }

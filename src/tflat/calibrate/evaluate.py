@@ -138,7 +138,7 @@ def load_device_predictor(device: str, db_url: str | None = None) -> Any:
         store.close()
     if bundle is not None and bundle.get("format") == BUNDLE_FORMAT:
         return CpuPredictor.from_bundle(bundle)
-    from tflat.predict import load_predictor
+    from tflat.pricing.predictors import load_predictor
 
     return load_predictor(device, db_url)
 

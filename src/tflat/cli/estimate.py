@@ -46,10 +46,10 @@ def estimate_cmd(
     input_shapes: tuple[str, ...],
 ) -> None:
     """Estimate MODEL's latency per layer on each DEVICE's GPU, with an interval."""
-    from tflat.estimation import estimate_with
     from tflat.model import read_model
     from tflat.model.shapes import parse_input_shapes
-    from tflat.predict import load_predictor
+    from tflat.pricing.compose import estimate_with
+    from tflat.pricing.predictors import load_predictor
 
     graph = read_model(model, input_shapes=parse_input_shapes(input_shapes))
     _check_db(db_url)
@@ -83,7 +83,7 @@ def estimate_cmd(
 )
 def devices_cmd(db_url: str | None, fmt: str, output: Path | None) -> None:
     """List the devices tflat can estimate for: bundled and calibrated, with provenance."""
-    from tflat.predict import list_devices
+    from tflat.pricing.predictors import list_devices
     from tflat.report import estimate_devices as render
 
     _check_db(db_url)

@@ -268,7 +268,8 @@ def _evaluate_measured(
 
 
 def _load_trained(device: str, db_url: str | None, src: str) -> Any:
-    from tflat.predict import Predictor, load_predictor
+    from tflat.predict import Predictor
+    from tflat.pricing.predictors import load_predictor
 
     if src == "bundled":
         return load_predictor(device)

@@ -24,7 +24,7 @@ from tflat.errors import PredictorError
 if TYPE_CHECKING:
     from tflat.gpu.kernel import Kernel
     from tflat.model.ops import Graph
-    from tflat.predict.predictor import DeviceCard, GraphPrediction
+    from tflat.predict.predictor import DeviceCard, GraphPrediction, KernelTime
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +160,9 @@ class CpuPredictor:
         self.rules = rules
         self.whole = whole or WholeModelTerm()
         self.provenance = dict(provenance or {})
+        #: the bundle this predictor was read from ({} when trained here); its optional
+        #: "pricing" sections plug further pricers in (tflat.pricing.registry)
+        self.bundle: Mapping[str, Any] = {}
 
     def _model_for(self, op_type: str, kind: str) -> tuple[str, CpuLatencyModel | None]:
         keys = (model_key(op_type), POOLED_PREFIX + kind, _KIND_FALLBACK.get(kind, ""), ANY_MODEL)
@@ -188,9 +191,20 @@ class CpuPredictor:
     ) -> tuple[tuple[Kernel, ...], list[tuple[str, float, float, bool]]]:
         """Kernels and, per kernel, (model key, single-op ms, cache pressure, int8); free ones
         0 ms. A kernel is int8 when its main op reads or writes an int8 tensor."""
+        kernels = self.kernels(graph)
+        return kernels, self.kernel_bases(graph, kernels)
+
+    def kernels(self, graph: Graph) -> tuple[Kernel, ...]:
+        """The kernels of ``graph`` under the delegate this device was calibrated with."""
         from tflat.cpu.delegates import partition
 
-        kernels = partition(graph, rules=self.rules)
+        return partition(graph, rules=self.rules)
+
+    def kernel_bases(
+        self, graph: Graph, kernels: Sequence[Kernel]
+    ) -> list[tuple[str, float, float, bool]]:
+        """Per kernel of ``kernels`` (of ``graph``): (model key, single-op ms, cache pressure,
+        int8), kernel by kernel; free ones 0 ms."""
         rows = kernel_rows(graph, kernels)
         by_index = {op.index: op for op in graph.ops}
         out: list[tuple[str, float, float, bool]] = []
@@ -206,40 +220,64 @@ class CpuPredictor:
             if key != model_key(op_type):
                 log.info("%s kernel %d %s: model %s used", graph.name, k.index, op_type, key)
             out.append((key, float(model.predict([feats])[0]), cache_pressure(feats), int8))
-        return kernels, out
+        return out
 
-    def predict_graph(self, graph: Graph) -> GraphPrediction:
-        """Per-kernel times; ``total_ms == sum(kernel latency_ms) + overhead_ms``."""
-        from tflat.cpu.xnnpack import delegate_partitions
-        from tflat.predict.predictor import GraphPrediction, KernelTime
+    def kernel_times(self, graph: Graph, kernels: Sequence[Kernel]) -> list[tuple[str, KernelTime]]:
+        """(model key, time in a whole inference with its interval) per kernel of ``kernels``:
+        the single-op time through the whole-model term; free kernels ("", 0 ms)."""
+        from tflat.predict.predictor import KernelTime
 
-        kernels, base = self.base_times(graph)
         w = self.whole
-        times: list[KernelTime] = []
-        var_low = var_high = 0.0
-        for k, (key, ms0, pressure, int8) in zip(kernels, base, strict=True):
+        out: list[tuple[str, KernelTime]] = []
+        for k, (key, ms0, pressure, int8) in zip(
+            kernels, self.kernel_bases(graph, kernels), strict=True
+        ):
             if k.kind == "free":
-                times.append(KernelTime(0.0, 0.0, 0.0))
+                out.append(("", KernelTime(0.0, 0.0, 0.0)))
                 continue
             ms = w.kernel_ms(ms0, pressure, int8)
             lo_r, hi_r = self.spread.get(key, (0.8, 1.25))
-            lo, hi = ms * min(lo_r, 1.0), ms * max(hi_r, 1.0)
-            var_low += (ms - lo) ** 2
-            var_high += (hi - ms) ** 2
-            times.append(KernelTime(ms, lo, hi))
-        switches = max(delegate_partitions(kernels) - 1, 0) + sum(
+            out.append((key, KernelTime(ms, ms * min(lo_r, 1.0), ms * max(hi_r, 1.0))))
+        return out
+
+    def overhead_ms(self, kernels: Sequence[Kernel]) -> float:
+        """One invoke, plus a switch cost per delegate partition boundary and refused kernel."""
+        from tflat.cpu.xnnpack import delegate_partitions
+
+        switches = max(delegate_partitions(tuple(kernels)) - 1, 0) + sum(
             1 for k in kernels if k.kind == "cpu_fallback"
         )
-        overhead = self.invoke_overhead_ms + switches * self.fallback_overhead_ms
+        return self.invoke_overhead_ms + switches * self.fallback_overhead_ms
+
+    @staticmethod
+    def total_interval(
+        total_ms: float, overhead_ms: float, times: Sequence[KernelTime]
+    ) -> tuple[float, float]:
+        """The interval of a total: the kernels' deviations added in quadrature (independent
+        errors), never below the overhead."""
+        var_low = var_high = 0.0
+        for t in times:
+            var_low += (t.latency_ms - t.low_ms) ** 2
+            var_high += (t.high_ms - t.latency_ms) ** 2
+        return max(total_ms - math.sqrt(var_low), overhead_ms), total_ms + math.sqrt(var_high)
+
+    def predict_graph(self, graph: Graph) -> GraphPrediction:
+        """Per-kernel times; ``total_ms == sum(kernel latency_ms) + overhead_ms``."""
+        from tflat.predict.predictor import GraphPrediction
+
+        kernels = self.kernels(graph)
+        times = [t for _, t in self.kernel_times(graph, kernels)]
+        overhead = self.overhead_ms(kernels)
         total = sum(t.latency_ms for t in times) + overhead
+        low, high = self.total_interval(total, overhead, times)
         return GraphPrediction(
             device=self.device,
             kernels=kernels,
             kernel_times=tuple(times),
             overhead_ms=overhead,
             total_ms=total,
-            total_low_ms=max(total - math.sqrt(var_low), overhead),
-            total_high_ms=total + math.sqrt(var_high),
+            total_low_ms=low,
+            total_high_ms=high,
         )
 
     def whole_rows(
@@ -281,6 +319,7 @@ class CpuPredictor:
             "spread": {k: list(v) for k, v in self.spread.items()},
             "models": {k: m.to_dict() for k, m in self.models.items()},
             "provenance": {"trained_at": datetime.now(UTC).isoformat(), **self.provenance},
+            **({"pricing": self.bundle["pricing"]} if "pricing" in self.bundle else {}),
         }
 
     @classmethod
@@ -294,7 +333,7 @@ class CpuPredictor:
             )
         try:
             wm = bundle.get("whole_model", {})
-            return cls(
+            predictor = cls(
                 str(bundle["device"]),
                 {k: CpuLatencyModel.from_dict(v) for k, v in bundle["models"].items()},
                 invoke_overhead_ms=float(bundle["invoke_overhead_ms"]),
@@ -311,5 +350,7 @@ class CpuPredictor:
                 ),
                 provenance=bundle.get("provenance", {}),
             )
+            predictor.bundle = bundle
+            return predictor
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise PredictorError(f"CPU predictor bundle is malformed: {exc!r}") from exc

@@ -1,10 +1,11 @@
-"""Per-device latency predictors: features, regressors, training, evaluation, bundles.
+"""The GPU predictor: kernel features, regressors, training, evaluation, shipped bundles.
 
-Use :func:`load_predictor` and :meth:`Predictor.predict_graph`; :func:`fit_device` trains a
-bundle from measurements; :func:`list_devices` tells what is available.
+:class:`Predictor` predicts a graph's kernels from a bundle; :func:`fit_device` trains one from
+measurements. Which predictor a device has is :func:`tflat.load_predictor`'s answer
+(:mod:`tflat.pricing.predictors`).
 """
 
-from tflat.predict.bundles import BUNDLED_DEVICES, list_devices, load_predictor
+from tflat.predict.bundles import BUNDLED_DEVICES
 from tflat.predict.predictor import DeviceCard, GraphPrediction, KernelTime, Predictor
 
 __all__ = [
@@ -14,8 +15,6 @@ __all__ = [
     "KernelTime",
     "Predictor",
     "fit_device",
-    "list_devices",
-    "load_predictor",
 ]
 
 

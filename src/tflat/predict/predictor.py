@@ -150,8 +150,30 @@ class Predictor:
         from tflat.gpu import partition
 
         kernels = partition(graph, rules=self.rules, gpu_family=self.gpu_family)
+        times = self.kernel_times(graph, kernels)
+        wm = self.whole
+        total = sum(t.latency_ms for t in times) + wm.overhead_ms
+        lo, hi = wm.log_interval
+        return GraphPrediction(
+            device=self.device,
+            kernels=kernels,
+            kernel_times=tuple(times),
+            overhead_ms=wm.overhead_ms,
+            total_ms=total,
+            total_low_ms=total * math.exp(lo),
+            total_high_ms=total * math.exp(hi),
+            interval=self.interval,
+        )
+
+    def kernel_times(
+        self, graph: Any, kernels: Sequence[Kernel], by_index: Mapping[int, Any] | None = None
+    ) -> list[KernelTime]:
+        """Each kernel's share of a whole inference with its interval, kernel by kernel (a
+        kernel's time does not depend on which others are asked with it): listed kinds from
+        the regressors and the whole-model term, others at the term's per-kernel rate, free
+        kernels 0."""
         listed = [k for k in kernels if k.kind != "free" and self.covers(k.kind)]
-        by_index = ops_by_index(graph)
+        by_index = by_index if by_index is not None else ops_by_index(graph)
         shapes = [
             shape_from_kernel(graph, k.op_indices, k.kind, k.name, by_index, self.gpu_family)
             for k in listed
@@ -181,18 +203,7 @@ class Predictor:
                 ms = max(wm.unlisted_kernel_ms(mb), self.min_launch_ms)
                 lo, hi = DEFAULT_KERNEL_LOG_INTERVAL
                 times.append(KernelTime(ms, ms * math.exp(lo), ms * math.exp(hi)))
-        total = sum(t.latency_ms for t in times) + wm.overhead_ms
-        lo, hi = wm.log_interval
-        return GraphPrediction(
-            device=self.device,
-            kernels=kernels,
-            kernel_times=tuple(times),
-            overhead_ms=wm.overhead_ms,
-            total_ms=total,
-            total_low_ms=total * math.exp(lo),
-            total_high_ms=total * math.exp(hi),
-            interval=self.interval,
-        )
+        return times
 
     def total_from_parts(
         self,

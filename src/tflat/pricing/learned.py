@@ -1,0 +1,198 @@
+"""Learned pricers: the trained device predictors, as :class:`~tflat.pricing.base.Pricer`.
+
+Two predictors are learned from measurements, and each prices every kernel it is given with
+the arithmetic of its own ``predict_graph`` (so estimates keep their figures to the bit):
+
+* :class:`GpuLearnedPricer`, a shipped phone's predictor (:class:`tflat.predict.Predictor`):
+  kinds with a regressor (convolutions, depthwise, fully connected, pool, mean, concat) are
+  ``learned``; a kind priced through its proxy's regressor (a transposed convolution as a
+  convolution) is ``extrapolated``; GPU kinds without one (element-wise, resize, pad, ...) cost
+  the whole-model term's per-kernel rate (launch + MB written), ``analytic``; kernels the
+  delegate refuses cost that rate too, ``cpu``.
+* :class:`CpuLearnedPricer`, a calibrated device's predictor
+  (:class:`tflat.cpu.predictor.CpuPredictor`): op types with their own regressor are
+  ``learned``, others priced by a pooled model (their kind's, or all kinds') are
+  ``extrapolated`` with the model named; kernels the delegate refuses are ``cpu``.
+
+Both also answer what only they know about a whole inference: its fixed overhead and the
+interval of a total (:class:`LearnedPricer`).
+"""
+
+from __future__ import annotations
+
+import math
+from abc import abstractmethod
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from tflat.pricing.base import Basis, Price, Pricer, PricingContext
+
+if TYPE_CHECKING:
+    from tflat.cpu.predictor import CpuPredictor
+    from tflat.gpu.kernel import Kernel
+    from tflat.model.ops import Graph
+    from tflat.predict.predictor import DeviceCard, KernelTime, Predictor
+
+
+class LearnedPricer(Pricer):
+    """A device's trained predictor as a pricer, plus what it knows of a whole inference.
+
+    Besides :meth:`price` (the :class:`Pricer` contract), it partitions a graph with the rules
+    it was trained under, gives the per-inference overhead, and the interval of a total from
+    its own prices (each predictor calibrated that its own way).
+    """
+
+    basis = Basis.LEARNED
+    device: str
+    #: the interval level the predictor was calibrated to (0.8)
+    interval: float = 0.8
+
+    @property
+    @abstractmethod
+    def card(self) -> DeviceCard:
+        """What the device is and where its predictor comes from."""
+
+    @property
+    @abstractmethod
+    def precision(self) -> str:
+        """The math precision the predictor's data was measured with ("fp16", "fp32")."""
+
+    @abstractmethod
+    def kernels(self, graph: Graph) -> tuple[Kernel, ...]:
+        """The kernels of ``graph`` under the delegate rules the predictor was trained with."""
+
+    @abstractmethod
+    def covers(self, kernel: Kernel) -> bool:
+        """Whether a regressor of this predictor (its own or a proxy's) prices ``kernel``."""
+
+    @abstractmethod
+    def overhead_ms(self, ctx: PricingContext) -> float:
+        """The fixed cost of one inference of ``ctx.graph`` (not in any kernel's price)."""
+
+    @abstractmethod
+    def total_interval(
+        self, total_ms: float, overhead_ms: float, prices: Sequence[Price]
+    ) -> tuple[float, float]:
+        """``[low, high]`` of a total of ``total_ms`` made of ``prices`` (this pricer's, in
+        kernel order) and ``overhead_ms``."""
+
+
+def _price(t: KernelTime, basis: Basis, note: str = "") -> Price:
+    return Price(t.latency_ms, t.low_ms, t.high_ms, basis, note)
+
+
+class GpuLearnedPricer(LearnedPricer):
+    """A shipped (or trained) GPU predictor's prices, with what each rests on."""
+
+    def __init__(self, predictor: Predictor) -> None:
+        self.predictor = predictor
+        self.device = predictor.device
+        self.interval = predictor.interval
+
+    @property
+    def card(self) -> DeviceCard:
+        return self.predictor.card
+
+    @property
+    def precision(self) -> str:
+        # The GPU delegate's default math: benchmark_model allows fp16 precision loss unless
+        # told otherwise, and the shipped data was measured that way.
+        return str(self.predictor.bundle.get("precision", "fp16"))
+
+    def kernels(self, graph: Graph) -> tuple[Kernel, ...]:
+        from tflat.gpu import partition
+
+        p = self.predictor
+        return partition(graph, rules=p.rules, gpu_family=p.gpu_family)
+
+    def covers(self, kernel: Kernel) -> bool:
+        return kernel.on_gpu and self.predictor.covers(kernel.kind)
+
+    def price(self, ctx: PricingContext, kernels: Sequence[Kernel]) -> list[Price]:
+        from tflat.predict.features import PROXY_KIND
+
+        p = self.predictor
+        times = p.kernel_times(ctx.graph, kernels, ctx.ops_by_index)
+        prices = []
+        for k, t in zip(kernels, times, strict=True):
+            if k.kind == "free":
+                prices.append(Price.free(k.note))
+            elif not k.on_gpu:
+                prices.append(
+                    _price(t, Basis.CPU, f"refused by the GPU delegate; no CPU model for "
+                                         f"{self.device}: a rough time from the whole-model fit")
+                )  # fmt: skip
+            elif not p.covers(k.kind):
+                note = f"no {k.kind} model for {self.device}: a rough time from the whole-model fit"
+                prices.append(_price(t, Basis.ANALYTIC, note))
+            elif k.kind not in p.kinds:
+                proxy = PROXY_KIND.get(k.kind, "conv2d")
+                note = f"no {k.kind} measurements: priced as {proxy}"
+                prices.append(_price(t, Basis.EXTRAPOLATED, note))
+            else:
+                prices.append(_price(t, Basis.LEARNED))
+        return prices
+
+    def overhead_ms(self, ctx: PricingContext) -> float:
+        return float(self.predictor.whole.overhead_ms)
+
+    def total_interval(
+        self, total_ms: float, overhead_ms: float, prices: Sequence[Price]
+    ) -> tuple[float, float]:
+        # the whole-model term's conformal interval, a ratio of the total
+        lo, hi = self.predictor.whole.log_interval
+        return total_ms * math.exp(lo), total_ms * math.exp(hi)
+
+
+class CpuLearnedPricer(LearnedPricer):
+    """A calibrated predictor's prices (single-op regressors through the whole-model term)."""
+
+    def __init__(self, predictor: CpuPredictor) -> None:
+        self.predictor = predictor
+        self.device = predictor.device
+
+    @property
+    def card(self) -> DeviceCard:
+        return self.predictor.card
+
+    @property
+    def precision(self) -> str:
+        runtime = self.predictor.provenance.get("runtime", {})
+        return str(runtime.get("precision", "fp32")) if isinstance(runtime, dict) else "fp32"
+
+    def kernels(self, graph: Graph) -> tuple[Kernel, ...]:
+        return self.predictor.kernels(graph)
+
+    def covers(self, kernel: Kernel) -> bool:
+        return True  # every kind has a model: its own, its kind's pooled one, or all kinds'
+
+    def price(self, ctx: PricingContext, kernels: Sequence[Kernel]) -> list[Price]:
+        from tflat.cpu.features import model_key
+
+        prices = []
+        for k, (key, t) in zip(
+            kernels, self.predictor.kernel_times(ctx.graph, kernels), strict=True
+        ):
+            if k.kind == "free":
+                prices.append(Price.free(k.note))
+                continue
+            op_type = ctx.ops_by_index[k.main_op].type
+            own = key == model_key(op_type)
+            note = "" if own else f"no {op_type} regressor: priced by the pooled model {key}"
+            if not k.on_gpu:
+                note = "; ".join(x for x in ("run by TFLite, not the delegate", note) if x)
+                prices.append(_price(t, Basis.CPU, note))
+            else:
+                prices.append(_price(t, Basis.LEARNED if own else Basis.EXTRAPOLATED, note))
+        return prices
+
+    def overhead_ms(self, ctx: PricingContext) -> float:
+        return self.predictor.overhead_ms(ctx.kernels)
+
+    def total_interval(
+        self, total_ms: float, overhead_ms: float, prices: Sequence[Price]
+    ) -> tuple[float, float]:
+        from tflat.predict.predictor import KernelTime
+
+        times = [KernelTime(p.ms, p.low_ms, p.high_ms) for p in prices]
+        return self.predictor.total_interval(total_ms, overhead_ms, times)
