@@ -17,8 +17,8 @@ from tflat import read_model
 from tflat.bench import DeviceInfo, Measurement, Runner, RunSettings, RuntimeInfo
 from tflat.bench.speed import fast_reference, is_fast, normalised_ms
 from tflat.calibrate import calibrate, device_and_rules, evaluate_models, load_device_predictor
-from tflat.calibrate.loop import RecordSpeed
-from tflat.calibrate.training import ANCHOR_FAMILY, FeatureCache, SpeedReference, training_rows
+from tflat.calibrate.speed import ANCHOR_FAMILY, RecordSpeed, SpeedReference
+from tflat.calibrate.training import FeatureCache, training_rows
 from tflat.cli import main
 from tflat.cpu.predictor import BUNDLE_FORMAT, CpuPredictor, fit_whole_term
 from tflat.errors import TflatError
@@ -479,12 +479,12 @@ def test_records_without_a_reference_fall_back_to_the_anchors() -> None:
 def test_calibration_waits_briefly_for_the_fast_regime_but_fully_while_re_measuring() -> None:
     from tflat.bench.local import LocalRunner
     from tflat.bench.speed import CALIBRATE_WAIT_FAST_S, WAIT_FAST_S
-    from tflat.calibrate.loop import _Run
+    from tflat.calibrate.speed import SpeedWatch
 
     runner = LocalRunner(wait_fast_s=CALIBRATE_WAIT_FAST_S)
-    run = _Run.__new__(_Run)
-    run.runner = runner
-    with run.patient():
+    watch = SpeedWatch.__new__(SpeedWatch)
+    watch.runner = runner
+    with watch.patient():
         assert runner.wait_fast_s == WAIT_FAST_S
     assert runner.wait_fast_s == CALIBRATE_WAIT_FAST_S < WAIT_FAST_S
     assert LocalRunner().wait_fast_s == WAIT_FAST_S  # tflat bench and evaluate wait fully

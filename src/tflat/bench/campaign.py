@@ -6,27 +6,31 @@ soon as it is taken, and a restarted campaign skips every spec already measured 
 device with the same runtime settings, so nothing measured is ever lost or measured twice.
 
 Items come from a folder of generated single-op models with ``manifest.jsonl`` (one JSON
-object per line: ``file``, ``kind``, ``spec_hash``, ``params``), or a single whole .tflite model.
+object per line: ``file``, ``kind``, ``spec_hash``, ``params``), a lazy stream of models
+generated as they are needed (``tflat calibrate``), or a single whole .tflite model. This is
+the one measuring loop of tflat: ``tflat bench`` and ``tflat calibrate`` both go through it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
 import random
 import statistics
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tflat.errors import TflatError
 from tflat.store.records import ModelRecord, RuntimeKey, SpecRecord
 
 if TYPE_CHECKING:
-    from tflat.bench.base import Measurement, Runner, RunSettings
+    from tflat.bench.base import Runner
     from tflat.store.db import Store
+    from tflat.store.measurement import Measurement, RunSettings
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +80,10 @@ class CampaignResult:
     skipped: int
     failed: int
     wide_spread: tuple[WideSpread, ...]
+    #: measurements stored (all of them, or those ``keep`` chose when measuring again)
+    stored: int = 0
+    #: True when ``stop`` ended the campaign before every item was handled
+    stopped: bool = False
 
 
 @dataclass(frozen=True)
@@ -86,6 +94,8 @@ class ModelBenchResult:
     measurement: Measurement | None
     profile_rows: int
     wide_spread: WideSpread | None
+    #: the measurement went into the store (always, unless ``keep`` turned it down)
+    stored: bool = False
 
 
 def relative_spread(samples_ms: Sequence[float]) -> float | None:
@@ -155,6 +165,9 @@ def run_campaign(
     progress: Callable[[Progress], None] | None = None,
     retry_failed: bool = False,
     spread_limit: float = SPREAD_LIMIT,
+    device_id: str | None = None,
+    stop: Callable[[], bool] | None = None,
+    keep: Callable[[BenchItem, Measurement], bool] | None = None,
 ) -> CampaignResult:
     """Measure every item not measured yet on this device with these settings.
 
@@ -162,32 +175,56 @@ def run_campaign(
     models are stored as failures (and skipped on resume unless ``retry_failed``). A
     :class:`~tflat.errors.DeviceError` from the runner stops the campaign; what was measured
     before it stays stored.
+
+    ``items`` may be a list (counted and its specs stored up front, so progress knows the
+    total) or a lazy iterable, read one item at a time (models generated as they are needed).
+    ``stop()`` is asked before each measurement; True ends the campaign there. ``device_id``
+    stores under another id than the runner's (a calibrated variant such as host-cpu-t4).
+    With ``keep``, every item is measured again, measured or not, and the new measurement
+    replaces the stored one where ``keep(item, measurement)`` says so (a re-check that keeps
+    the lower of two readings).
     """
-    todo = sample_items(list(items), None)
-    device_id = runner.device_id
-    store.add_device(runner.device_info())
+    device_id = device_id or runner.device_id
+    store.add_device(dataclasses.replace(runner.device_info(), device_id=device_id))
     key = runtime_key(runner, settings)
-    store.add_specs(it.spec for it in todo)
-    done_hashes = store.measured_spec_hashes(device_id, key, include_failed=not retry_failed)
-    total = len(todo)
-    skipped = sum(1 for it in todo if it.spec.spec_hash in done_hashes)
-    log.info("%s: %d items, %d measured already", device_id, total, skipped)
-    if progress is not None and skipped:
-        progress(Progress(skipped, total, None, None, True))
-    measured = failed = 0
+    done_hashes: set[str] = set()
+    if keep is None:
+        done_hashes = store.measured_spec_hashes(device_id, key, include_failed=not retry_failed)
+    todo: Iterable[BenchItem] = _unique(items)
+    total = skipped = 0
+    if isinstance(items, Sequence):
+        todo = list(todo)
+        total = len(todo)
+        skipped = sum(1 for it in todo if it.spec.spec_hash in done_hashes)
+        store.add_specs(it.spec for it in todo)
+        log.info("%s: %d items, %d measured already", device_id, total, skipped)
+        if progress is not None and skipped:
+            progress(Progress(skipped, total, None, None, True))
+    counted = isinstance(items, Sequence)
+    measured = failed = stored = 0
     wide: list[WideSpread] = []
     done = skipped
+    stopped = False
     for item in todo:
+        if not counted:
+            total += 1
         if item.spec.spec_hash in done_hashes:
+            if not counted:
+                skipped += 1
+                done += 1
             continue
+        if stop is not None and stop():
+            stopped = True
+            break
         m = runner.measure(item.path, settings)
-        store.add_measurement(
-            device_id, key, item.spec, m, model_file=str(item.path), replace=retry_failed
-        )
+        if keep is None or keep(item, m):
+            store.add_measurement(device_id, key, item.spec, m, model_file=str(item.path),
+                                  replace=retry_failed or keep is not None)  # fmt: skip
+            stored += 1
         measured += 1
         if m.status != "ok":
-            failed += 1
-            log.warning("%s %s: %s: %s", device_id, item.spec.spec_hash, m.status, m.error)
+            failed += 1  # the result counts them and the caller reports them once
+            log.info("%s %s: %s: %s", device_id, item.spec.spec_hash, m.status, m.error)
         else:
             flag = _check_spread(f"{item.spec.kind}[{item.spec.spec_hash}]", m, spread_limit)
             if flag is not None:
@@ -205,7 +242,17 @@ def run_campaign(
             100 * spread_limit,
             SPREAD_STATISTIC,
         )
-    return CampaignResult(device_id, key, total, measured, skipped, failed, tuple(wide))
+    return CampaignResult(device_id, key, total, measured, skipped, failed, tuple(wide),
+                          stored, stopped)  # fmt: skip
+
+
+def _unique(items: Iterable[BenchItem]) -> Iterator[BenchItem]:
+    """Each spec once, first occurrence kept, read lazily."""
+    seen: set[str] = set()
+    for it in items:
+        if it.spec.spec_hash not in seen:
+            seen.add(it.spec.spec_hash)
+            yield it
 
 
 def bench_model(
@@ -217,29 +264,30 @@ def bench_model(
     profile: bool = True,
     replace: bool = False,
     spread_limit: float = SPREAD_LIMIT,
+    record: ModelRecord | None = None,
+    source: str = "bench",
+    device_id: str | None = None,
+    keep: Callable[[Measurement], bool] | None = None,
 ) -> ModelBenchResult:
-    """Measure a whole .tflite model (with a per-op profile where the runner gives one)."""
-    from tflat.model import read_model
+    """Measure a whole .tflite model (with a per-op profile where the runner gives one).
 
-    graph = read_model(path)
-    data = path.read_bytes()
-    model = ModelRecord(
-        key=hashlib.sha256(data).hexdigest(),
-        name=graph.name,
-        source="bench",
-        path=str(path.resolve()),
-        flops=sum(op.flops for op in graph.all_ops),
-        size_bytes=len(data),
-        n_ops=len(graph.all_ops),
-    )
-    device_id = runner.device_id
-    store.add_device(runner.device_info())
+    ``record`` names the model (default: read from the file, keyed by its SHA-256). With
+    ``keep``, the model is measured even when measured before, and the measurement replaces
+    the stored one only where ``keep(measurement)`` says so (a calibration's best-of-rounds
+    networks, its speed references).
+    """
+    model = record if record is not None else model_record(path)
+    device_id = device_id or runner.device_id
+    store.add_device(dataclasses.replace(runner.device_info(), device_id=device_id))
     key = runtime_key(runner, settings)
-    if not replace and store.has_model_measurement(model.key, device_id, key):
+    again = replace or keep is not None
+    if not again and store.has_model_measurement(model.key, device_id, key):
         log.info("%s on %s: measured already with these settings", path, device_id)
         return ModelBenchResult(device_id, model.key, False, None, 0, None)
     m = runner.measure(path, settings, profile=profile)
-    store.add_model_measurement(model, device_id, key, m, source="bench", replace=replace)
+    stored = keep is None or keep(m)
+    if stored:
+        store.add_model_measurement(model, device_id, key, m, source=source, replace=again)
     if m.status != "ok":
         log.warning("%s on %s: %s: %s", path, device_id, m.status, m.error)
     flag = _check_spread(model.name, m, spread_limit) if m.ok else None
@@ -251,7 +299,26 @@ def bench_model(
             100 * flag.spread,
             SPREAD_STATISTIC,
         )
-    return ModelBenchResult(device_id, model.key, True, m, len(m.op_profile), flag)
+    return ModelBenchResult(device_id, model.key, True, m, len(m.op_profile), flag, stored)
+
+
+def model_record(path: Path, **fields: Any) -> ModelRecord:
+    """A whole model as the store keeps it: keyed by its file's SHA-256 unless ``fields``
+    say otherwise (``key``, ``name``, ``family``, ``source``)."""
+    from tflat.model import read_model
+
+    graph = read_model(path)
+    data = path.read_bytes()
+    base = ModelRecord(
+        key=hashlib.sha256(data).hexdigest(),
+        name=graph.name,
+        source="bench",
+        path=str(path.resolve()),
+        flops=sum(op.flops for op in graph.all_ops),
+        size_bytes=len(data),
+        n_ops=len(graph.all_ops),
+    )
+    return dataclasses.replace(base, **fields)
 
 
 def _check_spread(label: str, m: Measurement, limit: float) -> WideSpread | None:

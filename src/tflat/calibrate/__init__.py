@@ -17,12 +17,8 @@ if TYPE_CHECKING:
         evaluate_models,
         load_device_predictor,
     )
-    from tflat.calibrate.loop import (
-        CalibrationProgress,
-        CalibrationResult,
-        calibrate,
-        device_and_rules,
-    )
+    from tflat.calibrate.loop import CalibrationResult, calibrate, device_and_rules
+    from tflat.calibrate.session import CalibrationProgress
     from tflat.calibrate.training import CvReport
 
 __all__ = [
@@ -38,7 +34,7 @@ __all__ = [
 ]
 
 _WHERE = {
-    "CalibrationProgress": "loop",
+    "CalibrationProgress": "session",
     "CalibrationResult": "loop",
     "calibrate": "loop",
     "device_and_rules": "loop",

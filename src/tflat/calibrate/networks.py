@@ -11,12 +11,14 @@ predictor is checked on.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tflat.errors import SpecError
 
 if TYPE_CHECKING:
     from tflat.model.writer import GraphBuilder, Tensor
+    from tflat.store import ModelRecord
 
 #: (family, width multiplier, input size, weights): ``blaze`` is a BlazeFace/BlazePose-like
 #: detector or landmark trunk (float32 or fp16 weights), ``kws`` an int8 keyword spotter over
@@ -67,6 +69,83 @@ def build_network(family: str, width: float, size: int, weights: str, seed: int 
     else:
         raise SpecError(f"unknown synthetic network family {family!r}")
     return b.to_bytes()
+
+
+#: Whole networks written by tflat.model.zoo (random weights, never the real models a
+#: predictor is checked on): (architecture, width, input size, weights). Measured whole, they
+#: fit how single-op kernels compose into a model (the whole-model term), beside
+#: :data:`SYNTHETIC`.
+ZOO: tuple[tuple[str, float, int, str], ...] = (
+    ("mobilenet", 0.25, 128, "float32"),
+    ("mobilenetv2", 0.35, 96, "float16"),
+    ("squeezenet_v1_1", 1.0, 128, "float32"),
+    ("mobilenetv3_large", 0.5, 128, "float16"),
+    ("mobilenet", 0.5, 160, "float16"),
+    ("mobilenetv2", 0.5, 128, "float32"),
+    ("resnet18", 0.25, 128, "float32"),
+    ("mobilenetv3_large", 0.75, 160, "float32"),
+    ("mobilenetv2", 0.75, 192, "float16"),
+    ("densenet121", 1.0, 96, "float32"),
+    ("mobilenet", 0.75, 224, "float32"),
+    ("squeezenet_v1_1", 1.0, 224, "float16"),
+    ("mobilenetv2", 1.0, 224, "float32"),
+    ("resnet18", 0.5, 160, "float16"),
+    ("mobilenetv3_large", 1.0, 224, "float16"),
+    ("mobilenet", 1.0, 192, "float32"),
+)
+
+
+def zoo_key(arch: str, width: float, size: int, weights: str) -> str:
+    return f"zoo:{arch}:w{width:g}:{size}:{weights}"
+
+
+def all_network_keys() -> list[str]:
+    """Zoo and synthetic network keys, interleaved so a cut-short phase measures both kinds."""
+    from itertools import zip_longest
+
+    zoo = [zoo_key(*n) for n in ZOO]
+    synthetic = [network_key(*n) for n in SYNTHETIC]
+    return [k for pair in zip_longest(synthetic, zoo) for k in pair if k is not None]
+
+
+def network_bytes(key: str) -> bytes:
+    """The .tflite bytes of a network named by :func:`all_network_keys`."""
+    from tflat.model.zoo import build_model
+
+    family, name, width, size, weights = key.split(":")
+    if family == "zoo":
+        return build_model(name, width=float(width[1:]), input_size=int(size), weights=weights)
+    return build_network(name, float(width[1:]), int(size), weights)
+
+
+def network_file(work: Path, key: str) -> Path:
+    """The network's .tflite under ``work/networks``, written once (whole or not at all)."""
+    path = work / "networks" / f"{key}.tflite"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".part")
+        tmp.write_bytes(network_bytes(key))
+        tmp.replace(path)
+    return path
+
+
+def network_record(key: str, path: Path) -> ModelRecord:
+    """The network as the store keeps it (family tflat-zoo or tflat-synthetic)."""
+    from tflat.model import read_model
+    from tflat.store import ModelRecord
+
+    graph = read_model(path)
+    zoo = key.startswith("zoo:")
+    return ModelRecord(
+        key=key,
+        name=key,
+        family="tflat-zoo" if zoo else "tflat-synthetic",
+        source=f"{'tflat.model.zoo' if zoo else 'tflat.calibrate.networks'} (random weights)",
+        path=str(path),
+        flops=sum(op.flops for op in graph.ops),
+        size_bytes=graph.size_bytes,
+        n_ops=len(graph.ops),
+    )
 
 
 def _c(width: float, channels: int) -> int:

@@ -13,9 +13,9 @@ import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from tflat.calibrate.speed import SpeedReference, anchor_spec
 from tflat.errors import SpecError
 
 if TYPE_CHECKING:
@@ -34,48 +34,6 @@ PROBE_SPECS: tuple[tuple[str, dict[str, Any]], ...] = (
 )
 #: Below this a measured op is mostly timer noise: it does not steer adaptive sampling.
 _NOISE_FLOOR_MS = 0.01
-
-
-#: The speed reference measured every few models: a mid-size convolution (~15 MFLOPs).
-ANCHOR_SPEC: tuple[str, dict[str, Any]] = (
-    "CONV_2D",
-    {"input_h": 28, "input_w": 28, "cin": 32, "cout": 32, "kernel": 3},
-)
-ANCHOR_FAMILY = "tflat-anchor"
-
-
-def anchor_spec() -> OpSpec:
-    from tflat.model.spec import OpSpec
-
-    return OpSpec(*ANCHOR_SPEC)
-
-
-class SpeedReference:
-    """How fast the machine was when each measurement was taken, from the anchor's timings.
-
-    Why: on a shared machine the same op runs 10-40 % slower while other jobs load the cores,
-    and calibration lasts minutes. The anchor, measured every few models, gives a factor
-    ``anchor now / anchor at its best`` (its 10th percentile) that training divides out, so
-    labels describe the machine unloaded. Raw figures stay in the database as measured.
-    """
-
-    def __init__(self, anchors: Sequence[tuple[datetime, float]]) -> None:
-        import numpy as np
-
-        self.anchors = sorted(anchors)
-        mins = [ms for _, ms in self.anchors]
-        self.best_ms = float(np.quantile(mins, 0.1)) if mins else math.nan
-
-    def factor(self, when: datetime) -> float:
-        """Slowdown at ``when``: the faster of the anchors just before and after it (1 if none)."""
-        import bisect
-
-        if not self.anchors or not self.best_ms > 0:
-            return 1.0
-        times = [t for t, _ in self.anchors]
-        i = bisect.bisect_left(times, when)
-        near = [self.anchors[j][1] for j in (i - 1, i) if 0 <= j < len(self.anchors)]
-        return float(min(max(min(near) / self.best_ms, 0.9), 3.0))
 
 
 def probe_specs() -> list[OpSpec]:

@@ -100,9 +100,10 @@ def compose(graph: Graph, registry: PricerRegistry) -> Estimate:
     drafts += [_other_subgraph_row(op) for sg in graph.subgraphs[1:] for op in sg.ops]
     total_ms = sum(d["latency_ms"] for d in drafts) + overhead_ms
     _check_sums(total_ms, overhead_ms, rows, warnings)
-    warnings += _basis_warning(kernels, rows, total_ms - overhead_ms)
     for w in warnings:
         log.warning("%s: %s", graph.name, w)
+    # what the figures rest on is the estimate's to show, not a fault to log
+    warnings += _basis_warning(kernels, rows, total_ms - overhead_ms)
     layers = tuple(
         LayerEstimate(**d, share=(d["latency_ms"] / total_ms if total_ms > 0 else 0.0))
         for d in drafts
