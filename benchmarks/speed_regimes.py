@@ -164,13 +164,13 @@ class Loaded:
         import numpy as np
         from ai_edge_litert import interpreter as litert
 
-        from tflat.bench.local import _random_input
+        from tflat.bench.worker import random_input
 
         self.interp = litert.Interpreter(model_path=str(path), num_threads=1)
         self.interp.allocate_tensors()
         rng = np.random.default_rng(0)
         for d in self.interp.get_input_details():
-            self.interp.set_tensor(d["index"], _random_input(rng, d))
+            self.interp.set_tensor(d["index"], random_input(rng, d))
         for _ in range(5):
             self.interp.invoke()
         self.runs = self._runs_for_budget()

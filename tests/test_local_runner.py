@@ -231,25 +231,25 @@ def test_every_measurement_carries_a_speed_reference(runner: LocalRunner) -> Non
 def _loaded(path: Path) -> object:
     from ai_edge_litert import interpreter as litert
 
-    from tflat.bench.local import _load
+    from tflat.bench.worker import load
 
-    return _load(litert, str(path), 1, "xnnpack", 0)
+    return load(litert, str(path), 1, "xnnpack", 0)
 
 
 def test_the_worker_waits_and_retries_while_the_reference_says_slow() -> None:
     """Real LiteRT in this process: a fast reference no reading can reach makes every attempt
     slow (waited for, retried, flagged); a generous one lets the first attempt through."""
-    from tflat.bench.local import _gated
     from tflat.bench.speed import reference_model
+    from tflat.bench.worker import gated
 
     model = _loaded(MODELS / "hand_recrop.tflite")
     ref = _loaded(reference_model())
     req = {"reference_runs": 3, "fast_cut": 1.15, "wait_s": 0.05, "attempts": 3}
-    slow = _gated(model.invoke, ref.invoke, 3, {**req, "fast_ms": 1e-9})  # type: ignore[attr-defined]
+    slow = gated(model.invoke, ref.invoke, 3, {**req, "fast_ms": 1e-9})  # type: ignore[attr-defined]
     assert slow["attempts"] == 3 and slow["disturbed"] and slow["waited_s"] >= 3 * 0.05
     assert len(slow["samples_ms"]) == 3 and len(slow["reference_readings"]) >= 3 * 3
     assert slow["reference_ms"] in slow["reference_readings"]
-    easy = _gated(model.invoke, ref.invoke, 3, {**req, "fast_ms": 1e9})  # type: ignore[attr-defined]
+    easy = gated(model.invoke, ref.invoke, 3, {**req, "fast_ms": 1e9})  # type: ignore[attr-defined]
     assert easy["attempts"] == 1 and not easy["disturbed"] and easy["waited_s"] < 0.05
     assert len(easy["reference_readings"]) == 3  # one poll, then the two bracketing readings
 
