@@ -27,10 +27,8 @@ from tflat.predict.features import (
     KernelShape,
     analytic_ms,
     feature_matrix,
-    ops_by_index,
-    output_bytes,
-    shape_from_kernel,
 )
+from tflat.predict.shapes import ops_by_index, output_bytes, shape_from_kernel
 from tflat.predict.trees import TreeEnsemble
 from tflat.predict.whole import WholeModelTerm, model_features
 

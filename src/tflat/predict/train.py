@@ -42,9 +42,9 @@ from tflat.predict.features import (
     analytic_inputs,
     analytic_ms,
     feature_matrix,
-    shape_from_usc,
 )
 from tflat.predict.predictor import BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, Predictor, proxy_shape
+from tflat.predict.shapes import shape_from_usc
 from tflat.predict.trees import fit_gbdt, train_booster
 from tflat.predict.whole import fit_whole_model, model_features, nnls_relative
 from tflat.progress import ProgressCallback, Ticker
