@@ -59,6 +59,8 @@ class Progress:
     item: BenchItem | None
     measurement: Measurement | None
     skipped: bool
+    #: the minimum normalised to the runner's fast regime, where it times a speed reference
+    normalised_ms: float | None = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,10 @@ class ModelBenchResult:
     wide_spread: WideSpread | None
     #: the measurement went into the store (always, unless ``keep`` turned it down)
     stored: bool = False
+    #: the minimum normalised to the fast regime, and that regime's reference time (ms),
+    #: where the runner times a speed reference (:mod:`tflat.bench.speed`)
+    normalised_ms: float | None = None
+    fast_reference_ms: float | None = None
 
 
 def relative_spread(samples_ms: Sequence[float]) -> float | None:
@@ -231,7 +237,7 @@ def run_campaign(
                 wide.append(flag)
         done += 1
         if progress is not None:
-            progress(Progress(done, total, item, m, False))
+            progress(Progress(done, total, item, m, False, normalised(runner, m)[0]))
     if wide:
         # info, not warning: the result carries them and the caller reports them once
         log.info(
@@ -299,7 +305,22 @@ def bench_model(
             100 * flag.spread,
             SPREAD_STATISTIC,
         )
-    return ModelBenchResult(device_id, model.key, True, m, len(m.op_profile), flag, stored)
+    norm, fast = normalised(runner, m)
+    return ModelBenchResult(device_id, model.key, True, m, len(m.op_profile), flag, stored,
+                            norm, fast)  # fmt: skip
+
+
+def normalised(runner: Runner, m: Measurement) -> tuple[float | None, float | None]:
+    """(minimum normalised to the fast regime, the fast regime's reference ms) where the
+    runner times a speed reference, else (None, None). The normalised figure is the minimum
+    divided by how much slower than its fast regime the machine was, the statistic
+    calibration trains on and checks with."""
+    from tflat.bench.speed import normalised_ms
+
+    fast = getattr(runner, "fast_reference_ms", None)
+    if m.reference_ms is None or m.min_ms is None or not isinstance(fast, float):
+        return None, None
+    return normalised_ms(m.min_ms, m.reference_ms, fast), fast
 
 
 def model_record(path: Path, **fields: Any) -> ModelRecord:

@@ -10,6 +10,10 @@ from typing import Any
 
 import click
 
+import tflat
+from tflat.cli.common import db_option
+from tflat.errors import TflatError
+
 
 class _ProgressLine:
     """One line to stderr per step, at most every ``every_s`` seconds (and on every message)."""
@@ -69,7 +73,7 @@ class _ProgressBar:
     show_default=True,
     help="Time budget for the whole run (measuring, training, saving).",
 )
-@click.option("--db", "db_url", default=None, help="Database URL (default: TFLAT_DB or SQLite).")
+@db_option()
 @click.option(
     "--threads",
     type=int,
@@ -124,8 +128,6 @@ def calibrate_cmd(
     Stops on the time budget with the best predictor so far; run it again to resume where it
     stopped. `tflat estimate MODEL --device DEVICE --db URL` then uses the predictor.
     """
-    from tflat.calibrate import calibrate
-    from tflat.errors import TflatError
 
     if threads < 1:
         raise TflatError(f"--threads must be at least 1, got {threads}")
@@ -136,7 +138,7 @@ def calibrate_cmd(
         options["benchmark_binary"] = benchmark_binary
     bar = _ProgressBar(device) if enabled() and not quiet else None
     try:
-        result = calibrate(
+        result = tflat.calibrate(
             device,
             minutes=minutes,
             db_url=db_url,

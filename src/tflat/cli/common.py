@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 from tflat.errors import TflatError
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 FORMATS = ("table", "csv", "json")
 INPUT_SHAPE_HELP = (
@@ -16,6 +19,27 @@ INPUT_SHAPE_HELP = (
     "name an input). Needed when an input's height or width is dynamic; a dynamic batch is 1 "
     "unless given."
 )
+
+
+def db_option(what: str = "") -> Callable[[F], F]:
+    """The ``--db URL`` option every command that opens the database takes (``what`` says
+    what for, e.g. "for calibrated devices")."""
+    purpose = f" {what}" if what else ""
+    return click.option(
+        "--db",
+        "db_url",
+        metavar="URL",
+        default=None,
+        help=f"Database URL or SQLite file{purpose} (default: TFLAT_DB or the user data dir).",
+    )
+
+
+def output_option() -> Callable[[F], F]:
+    """``-o/--output FILE``: write to a file (whole, through a temporary name) not stdout."""
+    return click.option(
+        "-o", "--output", type=click.Path(path_type=Path), help="Write to FILE instead of stdout."
+    )
+
 
 #: Width of tables written to a pipe or a file: wide enough that no cell is cut.
 PLAIN_WIDTH = 400

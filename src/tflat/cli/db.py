@@ -7,14 +7,9 @@ from pathlib import Path
 
 import click
 
-from tflat.cli.common import emit
-
-DB_OPTION = click.option(
-    "--db",
-    "db_url",
-    metavar="URL",
-    help="Database URL or SQLite file (default: TFLAT_DB or the user data dir).",
-)
+import tflat
+from tflat.cli.common import db_option, emit
+from tflat.errors import TflatError
 
 
 @click.group("db")
@@ -23,16 +18,14 @@ def db_group() -> None:
 
 
 @db_group.command("stats")
-@DB_OPTION
+@db_option()
 @click.option(
     "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
 )
 def stats_cmd(db_url: str | None, fmt: str) -> None:
     """Row counts of every table and per device."""
-    from tflat.store import open_store
-
     # an explicit --db must name an existing database: a typo should not create an empty one
-    with open_store(db_url, create=db_url is None) as store:
+    with tflat.open_store(db_url, create=db_url is None) as store:
         stats = store.stats()
     if fmt == "json":
         emit(json.dumps(stats.to_dict(), indent=2, sort_keys=True) + "\n", None)
@@ -61,7 +54,7 @@ def stats_cmd(db_url: str | None, fmt: str) -> None:
 
 
 @db_group.command("export")
-@DB_OPTION
+@db_option()
 @click.option(
     "--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True
 )
@@ -77,23 +70,19 @@ def stats_cmd(db_url: str | None, fmt: str) -> None:
 )
 def export_cmd(db_url: str | None, fmt: str, table: str, output: Path | None) -> None:
     """Export measurements as tflat CSV (re-importable) or Parquet."""
-    from tflat.errors import TflatError
-    from tflat.store import open_store
-    from tflat.store.tabular import to_csv, write_parquet
-
-    with open_store(db_url, create=db_url is None) as store:
+    with tflat.open_store(db_url, create=db_url is None) as store:
         if fmt == "csv":
-            emit(to_csv(store, table), output)
+            emit(tflat.export_measurements_csv(store, table), output)
             return
         if output is None:
             raise TflatError("parquet export needs -o FILE")
-        rows = write_parquet(store, output, table)
+        rows = tflat.export_measurements_parquet(store, output, table)
     click.echo(f"wrote {rows} rows to {output}", err=True)
 
 
 @db_group.command("import")
 @click.argument("path", type=click.Path(path_type=Path))
-@DB_OPTION
+@db_option()
 @click.option(
     "--format",
     "fmt",
@@ -104,27 +93,20 @@ def export_cmd(db_url: str | None, fmt: str, table: str, output: Path | None) ->
 )
 def import_cmd(path: Path, db_url: str | None, fmt: str) -> None:
     """Import measurements from PATH into the database (rows already there are kept)."""
-    from tflat.errors import TflatError
-    from tflat.store import open_store
-
     if not path.exists():
         raise TflatError(f"{path}: no such file or folder")
-    with open_store(db_url) as store:
+    with tflat.open_store(db_url) as store:
         if fmt == "usc":
-            from tflat.store.usc import import_usc
-
             if not path.is_dir():
                 raise TflatError(
                     f"{path}: --format usc needs the folder with the two USC CSV files"
                 )
-            r = import_usc(store, path)
+            r = tflat.import_usc(store, path)
             click.echo(
                 f"imported {r.models} models, {r.model_measurements} whole-model measurements, "
                 f"{r.op_profile_rows} per-op rows (ms; op lists partial); "
                 f"{r.skipped_existing} measurements were stored already"
             )
             return
-        from tflat.store.tabular import import_measurements_csv
-
-        written, existing = import_measurements_csv(store, path)
+        written, existing = tflat.import_measurements_csv(store, path)
         click.echo(f"imported {written} measurements; {existing} were stored already")

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from tflat.cli.common import INPUT_SHAPE_HELP, emit, write_text_atomic
+import tflat
+from tflat.cli.common import INPUT_SHAPE_HELP, db_option, emit, output_option, write_text_atomic
 
 ESTIMATE_FORMATS = ("table", "csv", "json", "html")
 
@@ -25,16 +26,14 @@ ESTIMATE_FORMATS = ("table", "csv", "json", "html")
 @click.option(
     "--format", "fmt", type=click.Choice(ESTIMATE_FORMATS), default="table", show_default=True
 )
-@click.option(
-    "-o", "--output", type=click.Path(path_type=Path), help="Write to FILE instead of stdout."
-)
+@output_option()
 @click.option(
     "--overlay",
     type=click.Path(path_type=Path),
     help="Also write Model Explorer node data (a latency heat map) to FILE "
     "(one FILE.<device>.json per device when several).",
 )
-@click.option("--db", "db_url", help="Database URL for calibrated devices (default: TFLAT_DB).")
+@db_option("for calibrated devices")
 @click.option("--input-shape", "input_shapes", multiple=True, help=INPUT_SHAPE_HELP)
 def estimate_cmd(
     model: Path,
@@ -46,15 +45,10 @@ def estimate_cmd(
     input_shapes: tuple[str, ...],
 ) -> None:
     """Estimate MODEL's latency per layer on each DEVICE's GPU, with an interval."""
-    from tflat.model import read_model
-    from tflat.model.shapes import parse_input_shapes
-    from tflat.pricing.compose import estimate_with
-    from tflat.pricing.predictors import load_predictor
-
-    graph = read_model(model, input_shapes=parse_input_shapes(input_shapes))
+    graph = tflat.read_model(model, input_shapes=tflat.parse_input_shapes(input_shapes))
     _check_db(db_url)
     unique = list(dict.fromkeys(devices))
-    estimates = [estimate_with(graph, load_predictor(d, db_url=db_url)) for d in unique]
+    estimates = [tflat.estimate(graph, device=d, db_url=db_url) for d in unique]
     if overlay is not None:
         from tflat.report import overlay as me
 
@@ -76,26 +70,20 @@ def estimate_cmd(
 
 
 @click.command("devices")
-@click.option("--db", "db_url", help="Database URL for calibrated devices (default: TFLAT_DB).")
+@db_option("for calibrated devices")
 @click.option("--format", "fmt", type=click.Choice(("table", "json")), default="table")
-@click.option(
-    "-o", "--output", type=click.Path(path_type=Path), help="Write to FILE instead of stdout."
-)
+@output_option()
 def devices_cmd(db_url: str | None, fmt: str, output: Path | None) -> None:
     """List the devices tflat can estimate for: bundled and calibrated, with provenance."""
-    from tflat.pricing.predictors import list_devices
     from tflat.report import estimate_devices as render
 
     _check_db(db_url)
-    cards = list_devices(db_url=db_url)
+    cards = tflat.list_devices(db_url=db_url)
     emit(render.to_json(cards) if fmt == "json" else render.to_table(cards), output)
 
 
 def _check_db(db_url: str | None) -> None:
     """An explicit --db that cannot be opened is an error (exit 2), not a silent fallback to
     the bundled predictors; nor does it create an empty database at a mistyped path."""
-    if db_url is None:
-        return
-    from tflat.store import open_store
-
-    open_store(db_url, create=False).close()
+    if db_url is not None:
+        tflat.open_store(db_url, create=False).close()

@@ -6,18 +6,15 @@ from pathlib import Path
 
 import click
 
-from tflat.cli.common import FORMATS, INPUT_SHAPE_HELP, emit
-from tflat.model import read_model
-from tflat.model.shapes import parse_input_shapes, unresolved_warnings
+import tflat
+from tflat.cli.common import FORMATS, INPUT_SHAPE_HELP, emit, output_option
 from tflat.report import inspect as render
 
 
 @click.command("inspect")
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
-@click.option(
-    "-o", "--output", type=click.Path(path_type=Path), help="Write to FILE instead of stdout."
-)
+@output_option()
 @click.option("--input-shape", "input_shapes", multiple=True, help=INPUT_SHAPE_HELP)
 def inspect_cmd(model: Path, fmt: str, output: Path | None, input_shapes: tuple[str, ...]) -> None:
     """List the ops of MODEL (a .tflite file) with shapes, options, FLOPs and bytes.
@@ -26,9 +23,9 @@ def inspect_cmd(model: Path, fmt: str, output: Path | None, input_shapes: tuple[
     for are listed and flagged "unknown", ops whose shape cannot be resolved are flagged
     "unresolved"; none is dropped.
     """
-    graph = read_model(model, input_shapes=parse_input_shapes(input_shapes))
+    graph = tflat.read_model(model, input_shapes=tflat.parse_input_shapes(input_shapes))
     if fmt != "table":  # the table shows them in its summary
-        for line in unresolved_warnings(graph.all_ops):
+        for line in tflat.unresolved_warnings(graph.all_ops):
             click.echo(f"tflat: warning: {line}", err=True)
     if fmt == "json":
         emit(render.to_json(graph), output)

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+import tflat
 from tflat.cli.common import emit
 from tflat.errors import SpecError
 
@@ -28,10 +29,8 @@ def plan_group() -> None:
 @click.option("--seed", type=int, default=None, help="Override the plan's seed.")
 def show_cmd(plan: str, fmt: str, seed: int | None) -> None:
     """How many specs PLAN has, by op kind, with each parameter's values."""
-    from tflat.plans import load_plan, summarize
-
-    loaded = load_plan(plan)
-    summary = summarize(loaded, loaded.expand(seed=seed))
+    loaded = tflat.load_plan(plan)
+    summary = tflat.summarize_plan(loaded, loaded.expand(seed=seed))
     if fmt == "json":
         emit(json.dumps(summary, indent=2) + "\n", None)
         return
@@ -83,9 +82,7 @@ def generate_cmd(plan: str, out_dir: Path, sample: int | None, seed: int | None)
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from tflat.plans import generate, load_plan
-
-    loaded = load_plan(plan)
+    loaded = tflat.load_plan(plan)
     expanded = loaded.expand(seed=seed, sample=sample)
     err = Console(stderr=True)
     for bad in expanded.invalid:
@@ -100,7 +97,7 @@ def generate_cmd(plan: str, out_dir: Path, sample: int | None, seed: int | None)
         disable=not err.is_terminal,  # a pipe or log file gets the summary line only
     ) as bar:
         task = bar.add_task(f"generate {loaded.name}", total=len(expanded.specs))
-        report = generate(expanded.specs, out_dir, progress=lambda _spec: bar.advance(task))
+        report = tflat.generate(expanded.specs, out_dir, progress=lambda _spec: bar.advance(task))
     for _label, reason in report.failed:
         log.info("failed: %s", reason)
     click.echo(
