@@ -15,8 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tflat.datasets.usc import DEVICES, load_usc
-from tflat.predict.evaluate import evaluate_families
+import tflat
 
 # (whole-model share within ±10 % at least, whole-model MAPE at most), from issue 7
 TARGETS = {
@@ -177,7 +176,7 @@ def write_md(payload: dict[str, Any], out: Path) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--folds", type=int, default=5)
-    ap.add_argument("--devices", default=",".join(DEVICES))
+    ap.add_argument("--devices", default=",".join(tflat.USC_DEVICES))
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     ap.add_argument("--md-only", action="store_true", help="rewrite the .md from the .json")
     ap.add_argument(
@@ -194,12 +193,14 @@ def main() -> int:
     if args.md_only:
         write_md(json.loads((args.out / "accuracy_usc.json").read_text()), args.out)
         return 0
-    data = load_usc()
+    data = tflat.load_usc()
     command = "python benchmarks/accuracy_usc.py " + " ".join(sys.argv[1:])
     results = {}
     for dev in args.devices.split(","):
         t0 = time.perf_counter()
-        rep = evaluate_families(data, dev, n_folds=args.folds, tune=args.tune, tune_by=args.tune_by)
+        rep = tflat.evaluate_families(
+            data, dev, n_folds=args.folds, tune=args.tune, tune_by=args.tune_by
+        )
         d = rep.to_dict()
         d["seconds"] = round(time.perf_counter() - t0, 1)
         results[dev] = d

@@ -38,6 +38,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import tflat
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 
@@ -70,8 +72,6 @@ def main() -> int:
     ap.add_argument("--label", default="", help="what this result is (written at the top)")
     args = ap.parse_args()
 
-    from tflat.calibrate import evaluate_models
-
     tmp = Path(tempfile.mkdtemp(prefix="tflat-calibrate-"))
     url = args.db or f"sqlite:///{tmp / 'tflat.db'}"
     folders = args.models or [REPO / "tests" / "models", _fetched()]
@@ -100,7 +100,7 @@ def main() -> int:
     if args.measured is not None:
         cached = json.loads(args.measured.read_text(encoding="utf-8"))
         out["measured_from"] = str(args.measured)
-        report = evaluate_models(
+        report = tflat.evaluate_models(
             "host-cpu",
             models,
             url,
@@ -109,17 +109,16 @@ def main() -> int:
             references=cached.get("references"),
         )
     else:
-        report = evaluate_models("host-cpu", models, url, measure_rounds=args.rounds)
+        report = tflat.evaluate_models("host-cpu", models, url, measure_rounds=args.rounds)
     if args.label:
         out["label"] = args.label
     out["argv"] = shlex.join(["python", "benchmarks/calibrate_host_cpu.py", *sys.argv[1:]])
     out["load_after_evaluation"] = load()
     out["evaluation"] = report.to_dict()
-    from tflat.calibrate.evaluate import load_device_predictor
 
     out["predictor"] = {
         k: v
-        for k, v in load_device_predictor("host-cpu", url).provenance.items()
+        for k, v in tflat.load_predictor("host-cpu", url).provenance.items()
         if k
         in (
             "cv",
@@ -135,9 +134,8 @@ def main() -> int:
     stem = f"calibrate_host_cpu{'_' + args.tag if args.tag else ''}"
     (RESULTS / f"{stem}.json").write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
     (RESULTS / f"{stem}.md").write_text(markdown(out), encoding="utf-8")
-    from tflat.predict.plot import write_plot
 
-    write_plot(report.to_eval_report(), RESULTS / f"{stem}.png")
+    tflat.write_plot(report.to_eval_report(), RESULTS / f"{stem}.png")
     print(markdown(out))
     return 0
 

@@ -34,10 +34,11 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import tflat
+
 RESULTS = Path(__file__).parent / "results"
 #: The USC models compared (tflat's zoo builds them under the same pytorchcv names).
 MODELS = ("mobilenet_w1", "mobilenetv2_w1", "mobilenetv3_large_w1", "densenet121")
-DEVICES = ("pixel4", "s10", "mi8se", "a03s", "iphone7", "iphonexs")
 TARGET = 0.15
 
 #: kernel kind (tflat.gpu) -> USC `operation` of its main op
@@ -52,10 +53,8 @@ _USC_OPERATION = {
 
 
 def build(name: str, folder: Path) -> Path:
-    from tflat.model import zoo
-
     path = folder / f"{name}.tflite"
-    path.write_bytes(zoo.build_model(name))
+    path.write_bytes(tflat.build_model(name))
     return path
 
 
@@ -124,14 +123,12 @@ def compare_kernels(est: Any, graph: Any, usc_rows: list[Any]) -> dict[str, Any]
 
 def held_out_predictor(usc: Any, device: str, family: str, bundled: Any) -> Any:
     """A predictor for ``device`` trained on every USC family but ``family``."""
-    from tflat.predict import Predictor, fit_device
-
     ops = [r for r in usc.ops if r.device == device and r.family != family]
     models = [
         m for m in usc.models
         if m.device == device and m.config == "gpu|float" and m.family != family
     ]  # fmt: skip
-    bundle = fit_device(
+    bundle = tflat.fit_device(
         ops,
         models,
         device={"id": f"{device}-without-{family}"},
@@ -139,12 +136,12 @@ def held_out_predictor(usc: Any, device: str, family: str, bundled: Any) -> Any:
         provenance={"held_out_family": family},
         n_folds=2,
     )
-    return Predictor(bundle)
+    return tflat.Predictor(bundle)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--devices", default=",".join(DEVICES))
+    ap.add_argument("--devices", default=",".join(tflat.USC_DEVICES))
     ap.add_argument("--keep", type=Path, help="keep the built .tflite files in DIR")
     ap.add_argument(
         "--held-out-devices",
@@ -155,33 +152,30 @@ def main() -> int:
     devices = [d for d in args.devices.split(",") if d]
     held_out_devices = [d for d in args.held_out_devices.split(",") if d]
 
-    from tflat.datasets.usc import family_of, load_usc
-    from tflat.model import read_model
-    from tflat.pricing.compose import estimate_with
-    from tflat.pricing.predictors import load_predictor
-
-    usc = load_usc()
+    usc = tflat.load_usc()
     measured = {(m.model, m.device): m.mean_ms for m in usc.models if m.config == "gpu|float"}
-    predictors = {d: load_predictor(d) for d in devices}
+    predictors = {d: tflat.load_predictor(d) for d in devices}
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.keep or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
         for usc_name in MODELS:
             path = build(usc_name, folder)
-            graph = read_model(path)
+            graph = tflat.read_model(path)
             for dev in devices:
-                est = estimate_with(graph, predictors[dev])
+                est = tflat.estimate_with(graph, predictors[dev])
                 truth = measured.get((usc_name, dev))
                 rows = [r for r in usc.ops if r.model == usc_name and r.device == dev]
                 rows.sort(key=lambda r: r.position)
                 err = (est.total_ms - truth) / truth if truth else None
                 held = None
                 if dev in held_out_devices and truth:
-                    held_pred = held_out_predictor(usc, dev, family_of(usc_name), predictors[dev])
-                    h = estimate_with(graph, held_pred)
+                    held_pred = held_out_predictor(
+                        usc, dev, tflat.usc_family_of(usc_name), predictors[dev]
+                    )
+                    h = tflat.estimate_with(graph, held_pred)
                     held = {
-                        "excluded_family": family_of(usc_name),
+                        "excluded_family": tflat.usc_family_of(usc_name),
                         "estimated_ms": round(h.total_ms, 4),
                         "estimated_low_ms": round(h.total_low_ms, 4),
                         "estimated_high_ms": round(h.total_high_ms, 4),

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
-from tflat.plans import generate, load_plan
+import tflat
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -34,17 +34,17 @@ def main() -> None:
     args = parser.parse_args()
 
     t0 = time.perf_counter()
-    specs = load_plan(args.plan).expand(sample=args.sample).specs
+    specs = tflat.load_plan(args.plan).expand(sample=args.sample).specs
     expand_s = time.perf_counter() - t0
     out = args.keep or Path(tempfile.mkdtemp(prefix="tflat-generate-"))
     try:
         t0 = time.perf_counter()
         cpu0 = time.process_time()
-        report = generate(specs, out)
+        report = tflat.generate(specs, out)
         wall_s = time.perf_counter() - t0
         cpu_s = time.process_time() - cpu0
         t0 = time.perf_counter()
-        rerun = generate(specs, out)
+        rerun = tflat.generate(specs, out)
         rerun_s = time.perf_counter() - t0
         sizes = [f.stat().st_size for f in out.rglob("*.tflite")]
         on_disk = sum(sizes)

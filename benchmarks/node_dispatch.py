@@ -23,14 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
-from tflat.model.writer import GraphBuilder
+import tflat
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def build(pattern: list[str], path: Path) -> None:
     """A chain of ``pattern`` ops ("add": ADD of a constant, "exp": EXP) on a 1x1x1x8 input."""
-    g = GraphBuilder()
+    g = tflat.GraphBuilder()
     x = g.input([1, 1, 1, 8])
     c = g.constant(np.full((1, 1, 1, 8), 0.01, np.float32))
     for kind in pattern:

@@ -25,11 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tflat.bench import RunSettings, get_runner
-from tflat.bench.campaign import SPREAD_LIMIT, BenchItem, relative_spread, run_campaign
-from tflat.model.spec import OpSpec
-from tflat.model.writer import build_spec
-from tflat.store import SpecRecord, open_store
+import tflat
+from tflat import OpSpec
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -74,7 +71,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=RESULTS / "repeat_spread.json")
     args = ap.parse_args()
 
-    settings = RunSettings(warmup=args.warmup, repeats=args.repeats, timeout_s=120)
+    settings = tflat.RunSettings(warmup=args.warmup, repeats=args.repeats, timeout_s=120)
     per_spec: dict[str, dict[str, list[float]]] = {}
     within: list[float] = []
     started = time.time()
@@ -82,18 +79,22 @@ def main() -> None:
         items = []
         for spec in make_specs(args.specs, args.seed):
             path = Path(tmp) / f"{spec.spec_hash}.tflite"
-            path.write_bytes(build_spec(spec))
-            items.append(BenchItem(path, SpecRecord(spec.spec_hash, spec.kind, dict(spec.params))))
+            path.write_bytes(tflat.build_spec(spec))
+            items.append(
+                tflat.BenchItem(
+                    path, tflat.SpecRecord(spec.spec_hash, spec.kind, dict(spec.params))
+                )
+            )
         for campaign in range(args.campaigns):
             url = f"sqlite:///{Path(tmp) / f'campaign{campaign}.db'}"
-            with open_store(url) as store, get_runner("host-cpu") as runner:
-                run_campaign(store, runner, items, settings)
+            with tflat.open_store(url) as store, tflat.get_runner("host-cpu") as runner:
+                tflat.run_campaign(store, runner, items, settings)
                 for m in store.training_rows("host-cpu"):
                     key = f"{m.spec.kind}[{m.spec.spec_hash}]"
                     d = per_spec.setdefault(key, {"min_ms": [], "median_ms": []})
                     d["min_ms"].append(float(m.min_ms or 0.0))
                     d["median_ms"].append(float(m.median_ms or 0.0))
-                    spread = relative_spread(m.samples_ms)
+                    spread = tflat.relative_spread(m.samples_ms)
                     if spread is not None:
                         within.append(spread)
             print(f"campaign {campaign + 1}/{args.campaigns} done", flush=True)
@@ -125,8 +126,8 @@ def main() -> None:
         "within_campaign_spread": {
             "statistic": "(median - min) / min of the timed runs",
             "median": statistics.median(within),
-            "share_over_warn_limit": sum(w > SPREAD_LIMIT for w in within) / len(within),
-            "warn_limit": SPREAD_LIMIT,
+            "share_over_warn_limit": sum(w > tflat.SPREAD_LIMIT for w in within) / len(within),
+            "warn_limit": tflat.SPREAD_LIMIT,
         },
         "per_spec": complete,
         "machine": {
@@ -153,7 +154,7 @@ def main() -> None:
         f"{100 * p90['median_of_runs']:.1f} % |\n\n"
         f"Within a campaign, (median - min) / min of the runs: median {100 * w['median']:.1f} %, "
         f"{100 * w['share_over_warn_limit']:.0f} % of measurements over the "
-        f"{100 * SPREAD_LIMIT:.0f} % warning limit.\n"
+        f"{100 * tflat.SPREAD_LIMIT:.0f} % warning limit.\n"
     )
     args.out.with_suffix(".md").write_text(md, encoding="utf-8")
     print(md)

@@ -11,8 +11,7 @@ import statistics
 import time
 from pathlib import Path
 
-from tflat.bench import RunSettings
-from tflat.bench.local import LocalRunner
+import tflat
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "tests" / "models" / "hand_recrop.tflite"
@@ -22,17 +21,17 @@ ROUNDS = 20
 def main() -> None:
     starts = []
     for _ in range(3):
-        runner = LocalRunner()
+        runner = tflat.get_runner("host-cpu")
         t0 = time.perf_counter()
-        runner.measure(MODEL, RunSettings(warmup=0, repeats=1))
+        runner.measure(MODEL, tflat.RunSettings(warmup=0, repeats=1))
         starts.append((time.perf_counter() - t0) * 1000)
         runner.close()
-    runner = LocalRunner()
-    runner.measure(MODEL, RunSettings(warmup=0, repeats=1))
+    runner = tflat.get_runner("host-cpu")
+    runner.measure(MODEL, tflat.RunSettings(warmup=0, repeats=1))
     overhead = []
     for _ in range(ROUNDS):
         t0 = time.perf_counter()
-        m = runner.measure(MODEL, RunSettings(warmup=1, repeats=5))
+        m = runner.measure(MODEL, tflat.RunSettings(warmup=1, repeats=5))
         wall = (time.perf_counter() - t0) * 1000
         assert m.ok and m.init_ms is not None
         overhead.append(wall - sum(m.samples_ms))

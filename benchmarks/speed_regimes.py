@@ -146,13 +146,13 @@ def real_models() -> dict[str, Path]:
 
 
 def build(work: Path) -> dict[str, Path]:
-    from tflat.model.spec import OpSpec
-    from tflat.model.writer import build_spec
+    import tflat
+    from tflat import OpSpec
 
     paths = {}
     for name, (kind, params) in SPECS.items():
         path = work / f"{name}.tflite"
-        path.write_bytes(build_spec(OpSpec(kind, params)))
+        path.write_bytes(tflat.build_spec(OpSpec(kind, params)))
         paths[name] = path
     return {**paths, **real_models()}
 
@@ -323,13 +323,13 @@ def write_md(result: dict[str, Any], path: Path) -> None:
 
 def campaign_items(work: Path, n_specs: int) -> dict[str, Path]:
     """``n_specs`` seeded single-op specs of mixed kinds (repeat_spread.py's) + the real models."""
+    import tflat
     from repeat_spread import make_specs  # the sibling benchmark script
-    from tflat.model.writer import build_spec
 
     items = {}
     for spec in make_specs(n_specs, 0):
         path = work / f"{spec.spec_hash}.tflite"
-        path.write_bytes(build_spec(spec))
+        path.write_bytes(tflat.build_spec(spec))
         items[f"{spec.kind}[{spec.spec_hash}]"] = path
     return {**items, **real_models()}
 
@@ -337,7 +337,7 @@ def campaign_items(work: Path, n_specs: int) -> dict[str, Path]:
 def run_campaigns(items: dict[str, Path], campaigns: int, gap_s: float) -> dict[str, Any]:
     """Each campaign: a fresh runner per protocol, every item measured once by each protocol
     (old: no reference, min of 30; new: gated with reference), in interleaved order."""
-    from tflat.bench import get_runner
+    import tflat
 
     per: dict[str, dict[str, list[float]]] = {
         k: {"old_min": [], "new_min": [], "new_ref": [], "new_fast": [], "new_cpu_share": []}
@@ -346,7 +346,10 @@ def run_campaigns(items: dict[str, Path], campaigns: int, gap_s: float) -> dict[
     for c in range(campaigns):
         if c:
             time.sleep(gap_s)
-        with get_runner("host-cpu", reference=False) as old, get_runner("host-cpu") as new:
+        with (
+            tflat.get_runner("host-cpu", reference=False) as old,
+            tflat.get_runner("host-cpu") as new,
+        ):
             settings = old.default_settings()
             for name, path in items.items():
                 m_old = old.measure(path, settings)

@@ -34,6 +34,7 @@ _LAZY: dict[str, str] = {
     "OpSpec": "tflat.model.spec",
     "GraphBuilder": "tflat.model.writer",
     "write_spec": "tflat.model.writer",
+    "build_spec": "tflat.model.writer",
     "build_model": "tflat.model.zoo",
     # delegates: which kernels run a graph
     "Kernel": "tflat.gpu",
@@ -66,6 +67,8 @@ _LAZY: dict[str, str] = {
     "export_measurements_csv": "tflat.store.tabular:to_csv",
     "export_measurements_parquet": "tflat.store.tabular:write_parquet",
     "load_usc": "tflat.datasets.usc",
+    "USC_DEVICES": "tflat.datasets.usc:DEVICES",
+    "usc_family_of": "tflat.datasets.usc:family_of",
     # predictors: trained, shipped, calibrated
     "Predictor": "tflat.predict",
     "GraphPrediction": "tflat.predict",
@@ -93,6 +96,7 @@ _LAZY: dict[str, str] = {
 __all__ = [
     "SPREAD_LIMIT",
     "SPREAD_STATISTIC",
+    "USC_DEVICES",
     "BenchItem",
     "CampaignResult",
     "DeviceCard",
@@ -124,6 +128,7 @@ __all__ = [
     "adaptive_specs",
     "bench_model",
     "build_model",
+    "build_spec",
     "bundle_json",
     "calibrate",
     "check_plot_path",
@@ -153,6 +158,7 @@ __all__ = [
     "summarize_plan",
     "train_device",
     "unresolved_warnings",
+    "usc_family_of",
     "write_plot",
     "write_spec",
 ]
@@ -189,6 +195,8 @@ if TYPE_CHECKING:
     from tflat.calibrate import calibrate, evaluate_models
     from tflat.calibrate.workflows import evaluate_device, train_device
     from tflat.cpu.delegates import partition
+    from tflat.datasets.usc import DEVICES as USC_DEVICES
+    from tflat.datasets.usc import family_of as usc_family_of
     from tflat.datasets.usc import load_usc
     from tflat.estimation import Estimate, KernelEstimate, LayerEstimate
     from tflat.gpu import Kernel
@@ -196,7 +204,7 @@ if TYPE_CHECKING:
     from tflat.model.reader import read_model
     from tflat.model.shapes import parse_input_shapes, unresolved_warnings
     from tflat.model.spec import OpSpec
-    from tflat.model.writer import GraphBuilder, write_spec
+    from tflat.model.writer import GraphBuilder, build_spec, write_spec
     from tflat.model.zoo import build_model
     from tflat.plans import adaptive_specs, generate, load_plan
     from tflat.plans import summarize as summarize_plan
