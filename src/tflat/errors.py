@@ -7,6 +7,8 @@ or database that failed. Library code raises these; only the CLI turns them into
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class TflatError(Exception):
     """Base of all tflat errors. ``str(err)`` is one line meant for the user."""
@@ -36,3 +38,14 @@ class StoreError(TflatError):
     """The measurement database failed: cannot connect, migrate, read or write."""
 
     exit_code = 2
+
+
+def read_text(path: Path, what: str, error: type[TflatError] = TflatError) -> str:
+    """The UTF-8 text of a file the user named; a file that cannot be read, or is not UTF-8
+    text, raises ``error`` with one line naming it and ``what`` it should be ("a manifest")."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise error(f"cannot read {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: not {what} (not UTF-8 text)") from exc

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tflat.errors import TflatError
+from tflat.errors import TflatError, read_text
 from tflat.store.records import ModelRecord, RuntimeKey, SpecRecord
 
 if TYPE_CHECKING:
@@ -118,12 +118,7 @@ def read_manifest(folder: Path) -> list[BenchItem]:
     """The items of a folder of generated models (or of a manifest.jsonl file itself)."""
     path = folder / MANIFEST if folder.is_dir() else folder
     base = path.parent
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise TflatError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise TflatError(f"{path}: not a manifest (not UTF-8 text)") from exc
+    lines = read_text(path, "a manifest").splitlines()
     items: list[BenchItem] = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():

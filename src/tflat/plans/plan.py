@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from tflat.errors import SpecError
+from tflat.errors import SpecError, read_text
 from tflat.model.spec import OpSpec
 from tflat.plans import sampling
 
@@ -238,12 +238,7 @@ def load_plan(plan: str | Path) -> Plan:
                 f"no plan {str(plan)!r}: not a shipped plan ({', '.join(shipped_plans())}) "
                 "nor a file"
             )
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise SpecError(f"plan {plan}: cannot read it ({exc.strerror or exc})") from exc
-        except UnicodeDecodeError as exc:
-            raise SpecError(f"plan {plan}: not a TOML plan (not UTF-8 text)") from exc
+        text = read_text(path, "a TOML plan", SpecError)
         source, base = str(path), path.parent
     try:
         data = tomllib.loads(text)

@@ -11,10 +11,12 @@ import logging
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import fields
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Self
 
 from tflat.errors import StoreError
+from tflat.store.measurement import DeviceInfo
 from tflat.store.records import (
     RuntimeKey,
 )
@@ -24,7 +26,6 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from tflat.store import schema as sc
-    from tflat.store.measurement import DeviceInfo
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,59 @@ def _utc(value: datetime) -> datetime:
 
 def _finite(value: float | None) -> float | None:
     return None if value is None or not math.isfinite(value) else float(value)
+
+
+#: What single-op and whole-model measurements both keep, under the same names in a runner's
+#: Measurement, the store's records and its rows.
+_TIMING_FIELDS = ("status", "median_ms", "mean_ms", "std_ms", "min_ms", "warmup", "error",
+                  "reference_ms")  # fmt: skip
+
+
+def _timings(source: Any, repeats: int | None = None) -> dict[str, Any]:
+    """A row's, a record's or a runner Measurement's timing fields, for a record (a
+    Measurement counts its runs: pass ``repeats``)."""
+    return {f: getattr(source, f) for f in _TIMING_FIELDS} | {
+        "samples_ms": tuple(source.samples_ms or ()),
+        "repeats": source.repeats if repeats is None else repeats,
+    }
+
+
+def _timing_columns(source: Any) -> dict[str, Any]:
+    """A record's (or values') timing fields as columns: finite floats or NULL, a list of runs."""
+    get = source.get if isinstance(source, dict) else lambda f, d=None: getattr(source, f, d)
+    samples = [float(x) for x in get("samples_ms", ()) or ()]
+    out = {f: _finite(get(f)) for f in (*_TIMING_FIELDS, "init_ms") if f.endswith("_ms")}
+    return out | {
+        "status": get("status", "ok"),
+        "error": get("error"),
+        "samples_ms": samples,
+        "warmup": int(get("warmup", 0)),
+        "repeats": int(get("repeats", len(samples))),
+    }
+
+
+def _same_named(cls: type, source: Any, **given: Any) -> dict[str, Any]:
+    """The fields of dataclass ``cls`` that ``source`` has under the same names (a row, another
+    record), but those ``given``: what ``cls(**...)`` needs to copy ``source``."""
+    read = {f.name: getattr(source, f.name) for f in fields(cls) if hasattr(source, f.name)}
+    return read | given
+
+
+def _measurement_query(table: Any, measured: Any, measured_id: Any, device_id: str | None) -> Any:
+    """Rows of ``table`` (single-op or whole-model measurements) with what they measured
+    (``measured`` through the column ``measured_id``) and their runtime, oldest first, of
+    ``device_id`` when given."""
+    from sqlalchemy import select
+
+    from tflat.store import schema as sc
+
+    q = (
+        select(table, measured, sc.RuntimeRow)
+        .join(measured, measured.id == measured_id)
+        .join(sc.RuntimeRow, sc.RuntimeRow.id == table.runtime_id)
+        .order_by(table.id)
+    )
+    return q if device_id is None else q.where(table.device_id == device_id)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -97,20 +151,9 @@ class StoreBase:
         with self._tx() as s:
             row = s.get(sc.DeviceRow, info.device_id)
             if row is None:
-                s.add(
-                    sc.DeviceRow(
-                        id=info.device_id,
-                        vendor=info.vendor,
-                        model=info.model,
-                        soc=info.soc,
-                        gpu=info.gpu,
-                        os=info.os,
-                        driver=info.driver,
-                        extra=dict(info.extra),
-                        source=source,
-                        updated_at=_now(),
-                    )
-                )
+                facts = _same_named(DeviceInfo, info, extra=dict(info.extra))
+                del facts["device_id"]
+                s.add(sc.DeviceRow(id=info.device_id, source=source, updated_at=_now(), **facts))
                 return
             for name in ("vendor", "model", "soc", "gpu", "os", "driver"):
                 value = getattr(info, name)
@@ -126,21 +169,11 @@ class StoreBase:
         from sqlalchemy import select
 
         from tflat.store import schema as sc
-        from tflat.store.measurement import DeviceInfo
 
         with self._tx() as s:
             rows = s.scalars(select(sc.DeviceRow).order_by(sc.DeviceRow.id)).all()
             return [
-                DeviceInfo(
-                    device_id=r.id,
-                    vendor=r.vendor,
-                    model=r.model,
-                    soc=r.soc,
-                    gpu=r.gpu,
-                    os=r.os,
-                    driver=r.driver,
-                    extra=dict(r.extra or {}),
-                )
+                DeviceInfo(**_same_named(DeviceInfo, r, device_id=r.id, extra=dict(r.extra or {})))
                 for r in rows
             ]
 

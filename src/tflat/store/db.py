@@ -19,7 +19,15 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from tflat.store.base import _device_row, _finite, _now, _runtime_key, _utc
+from tflat.store.base import (
+    _device_row,
+    _measurement_query,
+    _now,
+    _runtime_key,
+    _timing_columns,
+    _timings,
+    _utc,
+)
 from tflat.store.models import ModelMethods
 from tflat.store.records import (
     DeviceStats,
@@ -100,19 +108,10 @@ class Store(ModelMethods):
             device_id=device_id,
             runtime=runtime,
             spec=spec,
-            status=measurement.status,
-            samples_ms=tuple(measurement.samples_ms),
-            median_ms=measurement.median_ms,
-            mean_ms=measurement.mean_ms,
-            std_ms=measurement.std_ms,
-            min_ms=measurement.min_ms,
-            warmup=measurement.warmup,
-            repeats=measurement.count,
             created_at=_now(),
-            error=measurement.error,
             init_ms=measurement.init_ms,
             model_file=model_file,
-            reference_ms=measurement.reference_ms,
+            **_timings(measurement, repeats=measurement.count),
         )
         return self.add_measurement_record(record, replace=replace)
 
@@ -161,19 +160,9 @@ class Store(ModelMethods):
                 device_id=r.device_id,
                 runtime_id=rid,
                 spec_id=spec_id,
-                status=r.status,
-                error=r.error,
-                samples_ms=[float(x) for x in r.samples_ms],
-                median_ms=_finite(r.median_ms),
-                mean_ms=_finite(r.mean_ms),
-                std_ms=_finite(r.std_ms),
-                min_ms=_finite(r.min_ms),
-                init_ms=_finite(r.init_ms),
-                reference_ms=_finite(r.reference_ms),
-                warmup=r.warmup,
-                repeats=r.repeats,
                 model_file=r.model_file,
                 created_at=r.created_at,
+                **_timing_columns(r),
             )
         )
         return True
@@ -182,18 +171,10 @@ class Store(ModelMethods):
         self, device_id: str | None = None, *, kind: str | None = None, ok_only: bool = False
     ) -> list[MeasurementRecord]:
         """Stored single-op measurements, oldest first."""
-        from sqlalchemy import select
-
         from tflat.store import schema as sc
 
-        q = (
-            select(sc.MeasurementRow, sc.OpSpecRow, sc.RuntimeRow)
-            .join(sc.OpSpecRow, sc.MeasurementRow.spec_id == sc.OpSpecRow.id)
-            .join(sc.RuntimeRow, sc.MeasurementRow.runtime_id == sc.RuntimeRow.id)
-            .order_by(sc.MeasurementRow.id)
-        )
-        if device_id is not None:
-            q = q.where(sc.MeasurementRow.device_id == device_id)
+        rows = sc.MeasurementRow
+        q = _measurement_query(rows, sc.OpSpecRow, rows.spec_id, device_id)
         if kind is not None:
             q = q.where(sc.OpSpecRow.kind == kind)
         if ok_only:
@@ -204,19 +185,10 @@ class Store(ModelMethods):
                     device_id=m.device_id,
                     runtime=_runtime_key(rt),
                     spec=SpecRecord(sp.spec_hash, sp.kind, dict(sp.params)),
-                    status=m.status,
-                    samples_ms=tuple(m.samples_ms or ()),
-                    median_ms=m.median_ms,
-                    mean_ms=m.mean_ms,
-                    std_ms=m.std_ms,
-                    min_ms=m.min_ms,
-                    warmup=m.warmup,
-                    repeats=m.repeats,
                     created_at=_utc(m.created_at),
-                    error=m.error,
                     init_ms=m.init_ms,
                     model_file=m.model_file,
-                    reference_ms=m.reference_ms,
+                    **_timings(m),
                 )
                 for m, sp, rt in s.execute(q).all()
             ]

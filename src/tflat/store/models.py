@@ -11,7 +11,18 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from tflat.errors import StoreError
-from tflat.store.base import StoreBase, _device_row, _finite, _now, _runtime_key, _utc
+from tflat.store.base import (
+    StoreBase,
+    _device_row,
+    _finite,
+    _measurement_query,
+    _now,
+    _runtime_key,
+    _same_named,
+    _timing_columns,
+    _timings,
+    _utc,
+)
 from tflat.store.records import (
     ModelMeasurementRecord,
     ModelRecord,
@@ -46,17 +57,7 @@ class ModelMethods(StoreBase):
 
         row = s.scalars(select(sc.ModelRow).where(sc.ModelRow.key == m.key)).one_or_none()
         if row is None:
-            row = sc.ModelRow(
-                key=m.key,
-                name=m.name,
-                family=m.family,
-                source=m.source,
-                path=m.path,
-                flops=m.flops,
-                size_bytes=m.size_bytes,
-                n_ops=m.n_ops,
-                ops_partial=m.ops_partial,
-            )
+            row = sc.ModelRow(**_same_named(ModelRecord, m))
             s.add(row)
             s.flush()
         else:
@@ -95,15 +96,7 @@ class ModelMethods(StoreBase):
     ) -> bool:
         """Store a whole-model measurement and its per-op profile in one transaction."""
         profile = tuple(
-            ProfileRecord(
-                position=i,
-                op_type=p.op_type,
-                avg_ms=p.avg_ms,
-                node_index=p.node_index,
-                name=p.name,
-                first_ms=p.first_ms,
-                share=p.share,
-            )
+            ProfileRecord(**_same_named(ProfileRecord, p, position=i))
             for i, p in enumerate(measurement.op_profile)
         )
         return (
@@ -114,17 +107,8 @@ class ModelMethods(StoreBase):
                         device_id,
                         runtime,
                         {
-                            "samples_ms": list(measurement.samples_ms),
-                            "repeats": measurement.count,
-                            "median_ms": measurement.median_ms,
-                            "mean_ms": measurement.mean_ms,
-                            "std_ms": measurement.std_ms,
-                            "min_ms": measurement.min_ms,
-                            "status": measurement.status,
-                            "error": measurement.error,
-                            "warmup": measurement.warmup,
+                            **_timings(measurement, repeats=measurement.count),
                             "init_ms": measurement.init_ms,
-                            "reference_ms": measurement.reference_ms,
                             "source": source,
                         },
                         profile,
@@ -168,22 +152,11 @@ class ModelMethods(StoreBase):
                     s.add(_device_row(device_id))
                     s.flush()
                     devices.add(device_id)
-                samples = [float(x) for x in values.get("samples_ms", ())]
                 row = {
                     "model_id": model_ids[model.key],
                     "device_id": device_id,
                     "runtime_id": runtime_ids[runtime],
-                    "status": values.get("status", "ok"),
-                    "error": values.get("error"),
-                    "samples_ms": samples,
-                    "median_ms": _finite(values.get("median_ms")),
-                    "mean_ms": _finite(values.get("mean_ms")),
-                    "std_ms": _finite(values.get("std_ms")),
-                    "min_ms": _finite(values.get("min_ms")),
-                    "init_ms": _finite(values.get("init_ms")),
-                    "reference_ms": _finite(values.get("reference_ms")),
-                    "warmup": int(values.get("warmup", 0)),
-                    "repeats": int(values.get("repeats", len(samples))),
+                    **_timing_columns(values),
                     "source": values.get("source", ""),
                     "created_at": values.get("created_at") or _now(),
                 }
@@ -248,14 +221,8 @@ class ModelMethods(StoreBase):
 
         from tflat.store import schema as sc
 
-        q = (
-            select(sc.ModelMeasurementRow, sc.ModelRow, sc.RuntimeRow)
-            .join(sc.ModelRow, sc.ModelRow.id == sc.ModelMeasurementRow.model_id)
-            .join(sc.RuntimeRow, sc.RuntimeRow.id == sc.ModelMeasurementRow.runtime_id)
-            .order_by(sc.ModelMeasurementRow.id)
-        )
-        if device_id is not None:
-            q = q.where(sc.ModelMeasurementRow.device_id == device_id)
+        rows = sc.ModelMeasurementRow
+        q = _measurement_query(rows, sc.ModelRow, rows.model_id, device_id)
         with self._tx() as s:
             found = s.execute(q).all()
             profiles: dict[int, list[ProfileRecord]] = {}
@@ -275,19 +242,10 @@ class ModelMethods(StoreBase):
                     model=_model_record(mo),
                     device_id=mm.device_id,
                     runtime=_runtime_key(rt),
-                    status=mm.status,
-                    samples_ms=tuple(mm.samples_ms or ()),
-                    median_ms=mm.median_ms,
-                    mean_ms=mm.mean_ms,
-                    std_ms=mm.std_ms,
-                    min_ms=mm.min_ms,
-                    warmup=mm.warmup,
-                    repeats=mm.repeats,
                     source=mm.source,
                     created_at=_utc(mm.created_at),
-                    error=mm.error,
                     profile=tuple(profiles.get(mm.id, ())),
-                    reference_ms=mm.reference_ms,
+                    **_timings(mm),
                 )
                 for mm, mo, rt in found
             ]
@@ -353,28 +311,8 @@ class ModelMethods(StoreBase):
 
 
 def _model_record(m: sc.ModelRow) -> ModelRecord:
-    return ModelRecord(
-        key=m.key,
-        name=m.name,
-        family=m.family,
-        source=m.source,
-        path=m.path,
-        flops=m.flops,
-        size_bytes=m.size_bytes,
-        n_ops=m.n_ops,
-        ops_partial=bool(m.ops_partial),
-    )
+    return ModelRecord(**_same_named(ModelRecord, m, ops_partial=bool(m.ops_partial)))
 
 
 def _profile_record(p: sc.OpProfileRow) -> ProfileRecord:
-    return ProfileRecord(
-        position=p.position,
-        op_type=p.op_type,
-        avg_ms=p.avg_ms,
-        node_index=p.node_index,
-        name=p.name,
-        first_ms=p.first_ms,
-        share=p.share,
-        kernel_name=p.kernel_name,
-        features=dict(p.features or {}),
-    )
+    return ProfileRecord(**_same_named(ProfileRecord, p, features=dict(p.features or {})))

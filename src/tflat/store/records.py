@@ -35,13 +35,11 @@ class SpecRecord:
     params: dict[str, Any]
 
 
-@dataclass(frozen=True)
-class MeasurementRecord:
-    """A stored single-op measurement with its device, settings and spec."""
+@dataclass(frozen=True, kw_only=True)
+class _Outcome:
+    """What every stored measurement keeps of its runs (single-op and whole-model alike);
+    keyword-only, so the records below keep their own fields first."""
 
-    device_id: str
-    runtime: RuntimeKey
-    spec: SpecRecord
     status: str
     samples_ms: tuple[float, ...]
     median_ms: float | None
@@ -50,12 +48,21 @@ class MeasurementRecord:
     min_ms: float | None
     warmup: int
     repeats: int
-    created_at: datetime
     error: str | None = None
-    init_ms: float | None = None
-    model_file: str = ""
     #: the runner's speed reference around this measurement (ms; see Measurement.reference_ms)
     reference_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class MeasurementRecord(_Outcome):
+    """A stored single-op measurement with its device, settings and spec."""
+
+    device_id: str
+    runtime: RuntimeKey
+    spec: SpecRecord
+    created_at: datetime
+    init_ms: float | None = None
+    model_file: str = ""
 
 
 @dataclass(frozen=True)
@@ -89,27 +96,16 @@ class ModelRecord:
 
 
 @dataclass(frozen=True)
-class ModelMeasurementRecord:
+class ModelMeasurementRecord(_Outcome):
     """A stored whole-model measurement, with its per-op profile when there is one."""
 
     id: int
     model: ModelRecord
     device_id: str
     runtime: RuntimeKey
-    status: str
-    samples_ms: tuple[float, ...]
-    median_ms: float | None
-    mean_ms: float | None
-    std_ms: float | None
-    min_ms: float | None
-    warmup: int
-    repeats: int
     source: str
     created_at: datetime
-    error: str | None = None
     profile: tuple[ProfileRecord, ...] = ()
-    #: the runner's speed reference around this measurement (ms; see Measurement.reference_ms)
-    reference_ms: float | None = None
 
 
 @dataclass(frozen=True)

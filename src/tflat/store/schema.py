@@ -78,18 +78,14 @@ class OpSpecRow(Base):
     params: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
-class MeasurementRow(Base):
-    """One single-op measurement: every timed repetition and its statistics, or the failure."""
-
-    __tablename__ = "measurements"
-    __table_args__ = (
-        UniqueConstraint("device_id", "runtime_id", "spec_id", name="uq_measurement"),
-    )
+class _Measured:
+    """What every measurement row keeps (single-op and whole-model alike): on which device,
+    with which runtime settings, when, and its outcome with the figures of its runs."""
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), index=True)
     runtime_id: Mapped[int] = mapped_column(ForeignKey("runtimes.id"))
-    spec_id: Mapped[int] = mapped_column(ForeignKey("op_specs.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     status: Mapped[str] = mapped_column(String(20))
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     samples_ms: Mapped[list[float]] = mapped_column(JSON)
@@ -102,8 +98,18 @@ class MeasurementRow(Base):
     reference_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
     warmup: Mapped[int] = mapped_column(Integer)
     repeats: Mapped[int] = mapped_column(Integer)
+
+
+class MeasurementRow(_Measured, Base):
+    """One single-op measurement: every timed repetition and its statistics, or the failure."""
+
+    __tablename__ = "measurements"
+    __table_args__ = (
+        UniqueConstraint("device_id", "runtime_id", "spec_id", name="uq_measurement"),
+    )
+
+    spec_id: Mapped[int] = mapped_column(ForeignKey("op_specs.id"))
     model_file: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class ModelRow(Base):
@@ -124,7 +130,7 @@ class ModelRow(Base):
     ops_partial: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
-class ModelMeasurementRow(Base):
+class ModelMeasurementRow(_Measured, Base):
     """One whole-model measurement on a device with given settings."""
 
     __tablename__ = "model_measurements"
@@ -132,24 +138,8 @@ class ModelMeasurementRow(Base):
         UniqueConstraint("model_id", "device_id", "runtime_id", name="uq_model_measurement"),
     )
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), index=True)
-    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), index=True)
-    runtime_id: Mapped[int] = mapped_column(ForeignKey("runtimes.id"))
-    status: Mapped[str] = mapped_column(String(20))
-    error: Mapped[str | None] = mapped_column(Text, nullable=True)
-    samples_ms: Mapped[list[float]] = mapped_column(JSON)
-    median_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
-    mean_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
-    std_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
-    min_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
-    init_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
-    #: the runner's speed reference timed around this measurement (ms), None without one
-    reference_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
-    warmup: Mapped[int] = mapped_column(Integer)
-    repeats: Mapped[int] = mapped_column(Integer)
     source: Mapped[str] = mapped_column(String(200), default="")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class OpProfileRow(Base):

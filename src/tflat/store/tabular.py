@@ -19,37 +19,32 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
-from tflat.errors import TflatError
+from tflat.errors import TflatError, read_text
 from tflat.store.measurement import Status
-from tflat.store.records import MeasurementRecord, RuntimeKey, SpecRecord
+from tflat.store.records import (
+    MeasurementRecord,
+    ModelMeasurementRecord,
+    RuntimeKey,
+    SpecRecord,
+)
 
 if TYPE_CHECKING:
     from tflat.store.db import Store
 
+#: The settings a measurement was taken with (a RuntimeKey), as columns.
+_RUNTIME_COLUMNS = ("runtime", "runtime_version", "delegate", "precision", "threads", "config")
+#: The outcome and its figures, as columns (both tables).
+_TIMING_COLUMNS = ("status", "error", "samples_ms", "median_ms", "mean_ms", "std_ms", "min_ms")
+_DEVICE_FACTS = ("vendor", "model", "soc", "gpu", "os", "driver")
+
 MEASUREMENT_COLUMNS = (
     "device_id",
-    "device_vendor",
-    "device_model",
-    "device_soc",
-    "device_gpu",
-    "device_os",
-    "device_driver",
-    "runtime",
-    "runtime_version",
-    "delegate",
-    "precision",
-    "threads",
-    "config",
+    *(f"device_{fact}" for fact in _DEVICE_FACTS),
+    *_RUNTIME_COLUMNS,
     "kind",
     "spec_hash",
     "params",
-    "status",
-    "error",
-    "samples_ms",
-    "median_ms",
-    "mean_ms",
-    "std_ms",
-    "min_ms",
+    *_TIMING_COLUMNS,
     "init_ms",
     "warmup",
     "repeats",
@@ -69,19 +64,8 @@ MODEL_COLUMNS = (
     "flops",
     "size_bytes",
     "device_id",
-    "runtime",
-    "runtime_version",
-    "delegate",
-    "precision",
-    "threads",
-    "config",
-    "status",
-    "error",
-    "samples_ms",
-    "median_ms",
-    "mean_ms",
-    "std_ms",
-    "min_ms",
+    *_RUNTIME_COLUMNS,
+    *_TIMING_COLUMNS,
     "warmup",
     "repeats",
     "source",
@@ -93,44 +77,34 @@ MODEL_COLUMNS = (
 TABLES = ("measurements", "model_measurements")
 
 
+def _runtime_cells(k: RuntimeKey) -> dict[str, Any]:
+    cells = (k.runtime, k.version, k.delegate, k.precision, k.threads, k.config)
+    return dict(zip(_RUNTIME_COLUMNS, cells, strict=True))
+
+
+def _timing_cells(m: MeasurementRecord | ModelMeasurementRecord) -> dict[str, Any]:
+    """The columns both tables fill alike from a stored measurement."""
+    figures = {c: getattr(m, c) for c in _TIMING_COLUMNS} | {"samples_ms": list(m.samples_ms)}
+    return figures | {
+        "warmup": m.warmup,
+        "repeats": m.repeats,
+        "created_at": m.created_at.isoformat(),
+        "reference_ms": m.reference_ms,
+    }
+
+
 def measurement_rows(store: Store) -> list[dict[str, Any]]:
     """Every single-op measurement as one flat dict (columns: MEASUREMENT_COLUMNS)."""
     facts = {d.device_id: d for d in store.devices()}
     rows = []
     for m in store.measurements():
         d = facts.get(m.device_id)
+        device = {f"device_{fact}": getattr(d, fact) if d else "" for fact in _DEVICE_FACTS}
+        spec = {"kind": m.spec.kind, "spec_hash": m.spec.spec_hash, "params": m.spec.params}
         rows.append(
-            {
-                "device_id": m.device_id,
-                "device_vendor": d.vendor if d else "",
-                "device_model": d.model if d else "",
-                "device_soc": d.soc if d else "",
-                "device_gpu": d.gpu if d else "",
-                "device_os": d.os if d else "",
-                "device_driver": d.driver if d else "",
-                "runtime": m.runtime.runtime,
-                "runtime_version": m.runtime.version,
-                "delegate": m.runtime.delegate,
-                "precision": m.runtime.precision,
-                "threads": m.runtime.threads,
-                "config": m.runtime.config,
-                "kind": m.spec.kind,
-                "spec_hash": m.spec.spec_hash,
-                "params": m.spec.params,
-                "status": m.status,
-                "error": m.error,
-                "samples_ms": list(m.samples_ms),
-                "median_ms": m.median_ms,
-                "mean_ms": m.mean_ms,
-                "std_ms": m.std_ms,
-                "min_ms": m.min_ms,
-                "init_ms": m.init_ms,
-                "warmup": m.warmup,
-                "repeats": m.repeats,
-                "model_file": m.model_file,
-                "created_at": m.created_at.isoformat(),
-                "reference_ms": m.reference_ms,
-            }
+            {"device_id": m.device_id, **device, **_runtime_cells(m.runtime), **spec}
+            | _timing_cells(m)
+            | {"init_ms": m.init_ms, "model_file": m.model_file}
         )
     return rows
 
@@ -147,26 +121,10 @@ def model_rows(store: Store) -> list[dict[str, Any]]:
             "flops": m.model.flops,
             "size_bytes": m.model.size_bytes,
             "device_id": m.device_id,
-            "runtime": m.runtime.runtime,
-            "runtime_version": m.runtime.version,
-            "delegate": m.runtime.delegate,
-            "precision": m.runtime.precision,
-            "threads": m.runtime.threads,
-            "config": m.runtime.config,
-            "status": m.status,
-            "error": m.error,
-            "samples_ms": list(m.samples_ms),
-            "median_ms": m.median_ms,
-            "mean_ms": m.mean_ms,
-            "std_ms": m.std_ms,
-            "min_ms": m.min_ms,
-            "warmup": m.warmup,
-            "repeats": m.repeats,
-            "source": m.source,
-            "profile_rows": len(m.profile),
-            "created_at": m.created_at.isoformat(),
-            "reference_ms": m.reference_ms,
+            **_runtime_cells(m.runtime),
         }
+        | _timing_cells(m)
+        | {"source": m.source, "profile_rows": len(m.profile)}
         for m in store.model_measurements()
     ]
 
@@ -252,16 +210,12 @@ def read_measurements_csv(
                 f"expected one of {', '.join(statuses)})"
             )
         try:
+            runtime, version, delegate, precision, threads, config = (
+                row[c] for c in _RUNTIME_COLUMNS
+            )
             record = MeasurementRecord(
                 device_id=row["device_id"],
-                runtime=RuntimeKey(
-                    row["runtime"],
-                    row["runtime_version"],
-                    row["delegate"],
-                    row["precision"],
-                    int(row["threads"]),
-                    row["config"],
-                ),
+                runtime=RuntimeKey(runtime, version, delegate, precision, int(threads), config),
                 spec=SpecRecord(row["spec_hash"], row["kind"], json.loads(row["params"])),
                 status=row["status"],
                 samples_ms=tuple(float(x) for x in json.loads(row["samples_ms"] or "[]")),
@@ -290,12 +244,7 @@ def import_measurements_csv(store: Store, path: Path) -> tuple[int, int]:
     """Import a tflat measurements CSV; returns (rows written, rows already stored)."""
     from tflat.store.measurement import DeviceInfo
 
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise TflatError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise TflatError(f"{path}: not a tflat measurements CSV (not UTF-8 text)") from exc
+    text = read_text(path, "a tflat measurements CSV")
     parsed = read_measurements_csv(text, str(path))
     seen: set[str] = set()
     for facts, record in parsed:

@@ -29,33 +29,17 @@ log = logging.getLogger(__name__)
 SOURCE = "usc-mobile-ml-benchmark"
 
 #: What the study's README and paper say about each phone (facts, not measurements).
+_FACTS = ("vendor", "model", "soc", "gpu", "os")
 USC_DEVICES: dict[str, dict[str, str]] = {
-    "pixel4": dict(
-        vendor="Google", model="Pixel 4", soc="Snapdragon 855", gpu="Adreno 640", os="Android"
-    ),
-    "s10": dict(
-        vendor="Samsung", model="Galaxy S10", soc="Exynos 9820", gpu="Mali-G76 MP12", os="Android"
-    ),
-    "mi8se": dict(
-        vendor="Xiaomi", model="Mi 8 SE", soc="Snapdragon 710", gpu="Adreno 616", os="Android"
-    ),
-    "a03s": dict(
-        vendor="Samsung", model="Galaxy A03s", soc="Helio P35", gpu="PowerVR GE8320", os="Android"
-    ),
-    "iphone7": dict(
-        vendor="Apple",
-        model="iPhone 7",
-        soc="A10 Fusion",
-        gpu="Apple A10 GPU (Metal delegate)",
-        os="iOS",
-    ),
-    "iphonexs": dict(
-        vendor="Apple",
-        model="iPhone XS",
-        soc="A12 Bionic",
-        gpu="Apple A12 GPU (Metal delegate)",
-        os="iOS",
-    ),
+    dev: dict(zip(_FACTS, facts, strict=True))
+    for dev, facts in {
+        "pixel4": ("Google", "Pixel 4", "Snapdragon 855", "Adreno 640", "Android"),
+        "s10": ("Samsung", "Galaxy S10", "Exynos 9820", "Mali-G76 MP12", "Android"),
+        "mi8se": ("Xiaomi", "Mi 8 SE", "Snapdragon 710", "Adreno 616", "Android"),
+        "a03s": ("Samsung", "Galaxy A03s", "Helio P35", "PowerVR GE8320", "Android"),
+        "iphone7": ("Apple", "iPhone 7", "A10 Fusion", "Apple A10 GPU (Metal delegate)", "iOS"),
+        "iphonexs": ("Apple", "iPhone XS", "A12 Bionic", "Apple A12 GPU (Metal delegate)", "iOS"),
+    }.items()
 }
 
 TFLITE_VERSION = "2.10"
