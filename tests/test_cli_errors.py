@@ -94,15 +94,6 @@ BAD_INPUT = [
 ]
 
 
-@pytest.mark.parametrize("argv", BAD_INPUT, ids=" ".join)
-def test_bad_input_is_exit_1_and_one_line(
-    argv: list[str], files: dict[str, str], capsys: pytest.CaptureFixture[str]
-) -> None:
-    code, err = _run(argv, files, capsys).split("|", 1)
-    assert code == "1", err
-    assert err.startswith("tflat: error: ") and len(err.strip().splitlines()) == 1, err
-
-
 @pytest.mark.parametrize("name", ["notes.txt", "README", "model.tflite"])
 @pytest.mark.parametrize(
     "command", [["inspect"], ["estimate"], ["bench", "--device", "host-cpu"]], ids=" ".join
@@ -147,12 +138,16 @@ DB_FAILURES = [
 ]
 
 
-@pytest.mark.parametrize("argv", DB_FAILURES, ids=" ".join)
-def test_database_failure_is_exit_2_and_one_line(
-    argv: list[str], files: dict[str, str], capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [(a, "1") for a in BAD_INPUT] + [(a, "2") for a in DB_FAILURES],
+    ids=lambda v: " ".join(v) if isinstance(v, list) else f"exit {v}",
+)
+def test_bad_input_is_exit_1_and_database_failure_exit_2_in_one_line(
+    argv: list[str], expected: str, files: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, err = _run(argv, files, capsys).split("|", 1)
-    assert code == "2", err
+    assert code == expected, err
     assert err.startswith("tflat: error: ") and len(err.strip().splitlines()) == 1, err
 
 

@@ -83,7 +83,8 @@ _LAZY: dict[str, str] = {
     "list_devices": "tflat.pricing.predictors",
     "train_device": "tflat.calibrate.workflows",
     "evaluate_device": "tflat.calibrate.workflows",
-    "calibrate": "tflat.calibrate",
+    # (not "calibrate": tflat.calibrate is the subpackage, which an import would shadow it with)
+    "calibrate_device": "tflat.calibrate:calibrate",
     "evaluate_models": "tflat.calibrate",
     # pricing and the estimate
     "estimate": "tflat.pricing.compose",
@@ -130,7 +131,7 @@ __all__ = [
     "build_model",
     "build_spec",
     "bundle_json",
-    "calibrate",
+    "calibrate_device",
     "check_plot_path",
     "estimate",
     "estimate_with",
@@ -192,7 +193,8 @@ if TYPE_CHECKING:
         run_campaign,
     )
     from tflat.bench.measure import MeasureResult, measure
-    from tflat.calibrate import calibrate, evaluate_models
+    from tflat.calibrate import calibrate as calibrate_device
+    from tflat.calibrate import evaluate_models
     from tflat.calibrate.workflows import evaluate_device, train_device
     from tflat.cpu.delegates import partition
     from tflat.datasets.usc import DEVICES as USC_DEVICES

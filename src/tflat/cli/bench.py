@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 import tflat
-from tflat.cli.common import db_option
+from tflat.cli.common import db_option, path_option
 
 if TYPE_CHECKING:
     from tflat import CampaignResult, WideSpread
@@ -49,10 +49,8 @@ if TYPE_CHECKING:
     "--sample", type=click.IntRange(1), help="Measure a seeded random sample of N models."
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of --sample.")
-@click.option(
-    "--benchmark-binary",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="benchmark_model for android:<serial>.",
+@path_option(
+    "--benchmark-binary", kind="file", exists=True, help="benchmark_model for android:<serial>."
 )
 @click.option(
     "--retry-failed", is_flag=True, help="Measure again what failed before (else skipped)."

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 import tflat
-from tflat.cli.common import db_option
+from tflat.cli.common import db_option, path_option
 from tflat.errors import TflatError
 
 
@@ -87,24 +87,17 @@ class _ProgressBar:
     default=None,
     help="Delegate to calibrate (default: xnnpack on host-cpu, gpu on a phone).",
 )
-@click.option(
-    "--work-dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=None,
-    help="Where generated models go (default: the user cache folder).",
+@path_option(
+    "--work-dir", kind="folder", help="Where generated models go (default: the user cache folder)."
 )
-@click.option(
-    "--prior-models",
-    type=click.Path(path_type=Path, file_okay=False, exists=True),
-    multiple=True,
+@path_option(
+    "--prior-models", kind="folder", exists=True, multiple=True, default=(),
     help="A folder of real .tflite models whose layer shapes to sample.",
-)
-@click.option(
-    "--benchmark-binary",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
+)  # fmt: skip
+@path_option(
+    "--benchmark-binary", kind="file",
     help="android: the benchmark_model binary to push to the phone.",
-)
+)  # fmt: skip
 @click.option("--max-models", type=int, default=None, help="Stop after measuring this many.")
 @click.option("--no-adaptive", is_flag=True, help="Skip the adaptive rounds.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
@@ -138,7 +131,7 @@ def calibrate_cmd(
         options["benchmark_binary"] = benchmark_binary
     bar = _ProgressBar(device) if enabled() and not quiet else None
     try:
-        result = tflat.calibrate(
+        result = tflat.calibrate_device(
             device,
             minutes=minutes,
             db_url=db_url,

@@ -34,11 +34,24 @@ def db_option(what: str = "") -> Callable[[F], F]:
     )
 
 
-def output_option() -> Callable[[F], F]:
+def path_option(
+    *names: str, help: str, kind: str = "", exists: bool = False, **kw: Any
+) -> Callable[[F], F]:
+    """An option naming a path (a ``Path``, None when not given); ``kind`` "folder" or
+    "file" refuses the other kind."""
+    okay = {"folder": {"file_okay": False}, "file": {"dir_okay": False}}.get(kind, {})
+    path = click.Path(path_type=Path, exists=exists, **okay)
+    return click.option(*names, type=path, default=kw.pop("default", None), help=help, **kw)
+
+
+def output_option(help: str = "Write to FILE instead of stdout.") -> Callable[[F], F]:
     """``-o/--output FILE``: write to a file (whole, through a temporary name) not stdout."""
-    return click.option(
-        "-o", "--output", type=click.Path(path_type=Path), help="Write to FILE instead of stdout."
-    )
+    return path_option("-o", "--output", help=help)
+
+
+def render(fmt: str, renderer: Any, what: Any) -> Any:
+    """``renderer.to_<fmt>(what)``: a report module's rendering of ``what`` as ``fmt``."""
+    return getattr(renderer, f"to_{fmt}")(what)
 
 
 #: Width of tables written to a pipe or a file: wide enough that no cell is cut.

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 import tflat
-from tflat.cli.common import db_option, emit
+from tflat.cli.common import db_option, emit, output_option
 from tflat.errors import TflatError
 
 
@@ -65,9 +65,7 @@ def stats_cmd(db_url: str | None, fmt: str) -> None:
     show_default=True,
     help="Single-op measurements, or whole-model measurements.",
 )
-@click.option(
-    "-o", "--output", type=click.Path(path_type=Path), help="Write to FILE (required for parquet)."
-)
+@output_option("Write to FILE (required for parquet).")
 def export_cmd(db_url: str | None, fmt: str, table: str, output: Path | None) -> None:
     """Export measurements as tflat CSV (re-importable) or Parquet."""
     with tflat.open_store(db_url, create=db_url is None) as store:

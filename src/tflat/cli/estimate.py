@@ -7,7 +7,15 @@ from pathlib import Path
 import click
 
 import tflat
-from tflat.cli.common import INPUT_SHAPE_HELP, db_option, emit, output_option, write_text_atomic
+from tflat.cli.common import (
+    INPUT_SHAPE_HELP,
+    db_option,
+    emit,
+    output_option,
+    path_option,
+    render,
+    write_text_atomic,
+)
 
 ESTIMATE_FORMATS = ("table", "csv", "json", "html")
 
@@ -27,9 +35,8 @@ ESTIMATE_FORMATS = ("table", "csv", "json", "html")
     "--format", "fmt", type=click.Choice(ESTIMATE_FORMATS), default="table", show_default=True
 )
 @output_option()
-@click.option(
+@path_option(
     "--overlay",
-    type=click.Path(path_type=Path),
     help="Also write Model Explorer node data (a latency heat map) to FILE "
     "(one FILE.<device>.json per device when several).",
 )
@@ -54,19 +61,9 @@ def estimate_cmd(
 
         for est, path in zip(estimates, me.overlay_paths(overlay, unique), strict=True):
             write_text_atomic(path, me.to_json(est))
-    if fmt == "html":
-        from tflat.report.html import to_html
+    from tflat.report import estimate_text, html
 
-        emit(to_html(estimates), output)
-        return
-    from tflat.report import estimate_text as render
-
-    if fmt == "json":
-        emit(render.to_json(estimates), output)
-    elif fmt == "csv":
-        emit(render.to_csv(estimates), output)
-    else:
-        emit(render.to_table(estimates), output)
+    emit(render(fmt, html if fmt == "html" else estimate_text, estimates), output)
 
 
 @click.command("devices")

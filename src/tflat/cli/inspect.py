@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 import tflat
-from tflat.cli.common import FORMATS, INPUT_SHAPE_HELP, emit, output_option
-from tflat.report import inspect as render
+from tflat.cli.common import FORMATS, INPUT_SHAPE_HELP, emit, output_option, render
+from tflat.report import inspect as inspect_report
 
 
 @click.command("inspect")
@@ -27,9 +27,4 @@ def inspect_cmd(model: Path, fmt: str, output: Path | None, input_shapes: tuple[
     if fmt != "table":  # the table shows them in its summary
         for line in tflat.unresolved_warnings(graph.all_ops):
             click.echo(f"tflat: warning: {line}", err=True)
-    if fmt == "json":
-        emit(render.to_json(graph), output)
-    elif fmt == "csv":
-        emit(render.to_csv(graph), output)
-    else:
-        emit(render.to_table(graph), output)
+    emit(render(fmt, inspect_report, graph), output)

@@ -9,26 +9,20 @@ from typing import Any
 import click
 
 import tflat
-from tflat.cli.common import db_option, emit, write_text_atomic
+from tflat.cli.common import db_option, emit, path_option, write_text_atomic
 from tflat.errors import TflatError
 
 
 @click.command("train")
 @click.option("--device", required=True, help="Device id (pixel4, s10, ..., host-cpu).")
 @db_option()
-@click.option(
-    "--usc",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=None,
-    help="Train from the USC public data folder instead of the database.",
+@path_option(
+    "--usc", kind="folder", help="Train from the USC public data folder instead of the database."
 )
-@click.option(
-    "--output",
-    "-o",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
+@path_option(
+    "--output", "-o", kind="file",
     help="Write the bundle JSON here instead of saving it in the database.",
-)
+)  # fmt: skip
 def train_cmd(device: str, db_url: str | None, usc: Path | None, output: Path | None) -> None:
     """Train a device's predictor from the database (or --usc FOLDER).
 
@@ -54,12 +48,7 @@ def train_cmd(device: str, db_url: str | None, usc: Path | None, output: Path | 
 @click.command("evaluate")
 @click.option("--device", required=True, help="Device id.")
 @db_option()
-@click.option(
-    "--usc",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=None,
-    help="Use the USC public data folder instead of the database.",
-)
+@path_option("--usc", kind="folder", help="Use the USC public data folder instead of the database.")
 @click.option(
     "--cv",
     "mode",
@@ -77,11 +66,9 @@ def train_cmd(device: str, db_url: str | None, usc: Path | None, output: Path | 
     "bundle, the database's predictor of the device (else the shipped one), or a bundle JSON "
     "file. Default with --db: db.",
 )
-@click.option(
+@path_option(
     "--models",
     "models_dir",
-    type=click.Path(path_type=Path),
-    default=None,
     help="Estimate AND measure every .tflite under this folder on the device (host-cpu, "
     "android:SERIAL) with its trained predictor: MAPE, share within ±10 %, Spearman.",
 )
@@ -93,17 +80,16 @@ def train_cmd(device: str, db_url: str | None, usc: Path | None, output: Path | 
     help="Measurement rounds per model with --models (the lowest round minimum counts).",
 )
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
-@click.option(
+@path_option(
     "--plot",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
+    kind="file",
     help="Write a predicted-vs-measured plot: FILE.png (needs the extra tflat[plot]) or "
     "FILE.svg (needs nothing).",
 )
 @click.option(
     "--folds", type=click.IntRange(2), default=5, show_default=True, help="Family folds (--cv)."
 )
-@click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False), default=None)
+@path_option("--output", "-o", kind="file", help="Write to FILE instead of stdout.")
 def evaluate_cmd(
     device: str,
     db_url: str | None,
