@@ -477,13 +477,15 @@ def test_records_without_a_reference_fall_back_to_the_anchors() -> None:
 
 
 def test_calibration_waits_briefly_for_the_fast_regime_but_fully_while_re_measuring() -> None:
+    from types import SimpleNamespace
+
     from tflat.bench.local import LocalRunner
     from tflat.bench.speed import CALIBRATE_WAIT_FAST_S, WAIT_FAST_S
     from tflat.calibrate.speed import SpeedWatch
 
     runner = LocalRunner(wait_fast_s=CALIBRATE_WAIT_FAST_S)
     watch = SpeedWatch.__new__(SpeedWatch)
-    watch.runner = runner
+    watch.target = SimpleNamespace(runner=runner)  # type: ignore[assignment]
     with watch.patient():
         assert runner.wait_fast_s == WAIT_FAST_S
     assert runner.wait_fast_s == CALIBRATE_WAIT_FAST_S < WAIT_FAST_S

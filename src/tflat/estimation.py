@@ -16,7 +16,7 @@ readable:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -116,20 +116,7 @@ class KernelEstimate:
     transfer_ms: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "index": self.index,
-            "name": self.name,
-            "kind": self.kind,
-            "op_indices": list(self.op_indices),
-            "on_gpu": self.on_gpu,
-            "latency_ms": self.latency_ms,
-            "low_ms": self.low_ms,
-            "high_ms": self.high_ms,
-            "note": self.note,
-            "basis": self.basis,
-            "basis_note": self.basis_note,
-            "transfer_ms": self.transfer_ms,
-        }
+        return {**asdict(self), "op_indices": list(self.op_indices)}  # fields in their order
 
 
 @dataclass(frozen=True)

@@ -9,17 +9,17 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tflat.bench.base import (
+from tflat.bench.base import Runner
+from tflat.errors import TflatError
+from tflat.store.measurement import (
     DeviceInfo,
     Measurement,
     OpProfileRow,
     ReportedTimings,
-    Runner,
     RunSettings,
     RuntimeInfo,
     Status,
 )
-from tflat.errors import TflatError
 
 __all__ = [
     "DeviceInfo",

@@ -21,26 +21,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from pathlib import Path
 
-from tflat.store.measurement import (
-    DeviceInfo,
-    Measurement,
-    OpProfileRow,
-    ReportedTimings,
-    RunSettings,
-    RuntimeInfo,
-    Status,
-)
-
-__all__ = [
-    "DeviceInfo",
-    "Measurement",
-    "OpProfileRow",
-    "ReportedTimings",
-    "RunSettings",
-    "Runner",
-    "RuntimeInfo",
-    "Status",
-]
+from tflat.store.measurement import DeviceInfo, Measurement, RunSettings, RuntimeInfo
 
 
 class Runner(ABC):

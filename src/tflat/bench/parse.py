@@ -18,10 +18,10 @@ in public docs and issues (tests/data/benchmark_model/SOURCE.md):
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from tflat.bench.base import Measurement, OpProfileRow, ReportedTimings
 from tflat.errors import DeviceError
+from tflat.store.measurement import Measurement, OpProfileRow, ReportedTimings
 
 _LOGCAT = re.compile(r"^\d\d-\d\d \d\d:\d\d:\d\d\.\d+\s+\d+\s+\d+\s+[VDIWEF]\s+[^:]*?:\s?")
 _LEVEL = re.compile(r"^(?:INFO|WARNING|VERBOSE): ")
@@ -189,17 +189,7 @@ def _close(a: float, b: float) -> bool:
 
 
 def _with_first(timing: ReportedTimings, first_ms: float) -> ReportedTimings:
-    if timing.first_ms is not None:
-        return timing
-    return ReportedTimings(
-        count=timing.count,
-        avg_ms=timing.avg_ms,
-        min_ms=timing.min_ms,
-        max_ms=timing.max_ms,
-        std_ms=timing.std_ms,
-        first_ms=first_ms,
-        median_ms=timing.median_ms,
-    )
+    return timing if timing.first_ms is not None else replace(timing, first_ms=first_ms)
 
 
 def _failure(lines: list[str]) -> str | None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tflat.calibrate.session import RECHECK_BATCH, CalibrationProgress, RunState, Session
+from tflat.calibrate.speed import RunTarget
 from tflat.calibrate.training import (
     CvReport,
     FeatureCache,
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 
 #: The plan name of the phase that measures whole synthetic networks (not single ops).
 NETWORKS_PLAN = "zoo-networks"
-#: The networks phase measures tflat.calibrate.networks.ZOO and SYNTHETIC (MediaPipe-like
+#: The networks phase measures tflat.calibrate.networks.NETWORKS (zoo CNNs, MediaPipe-like
 #: fp16/PRELU/5x5 trunks and int8 keyword spotters), interleaved.
 
 #: (phase name, shipped plan, share of the measuring time this phase may use at most)
@@ -185,7 +186,8 @@ def calibrate(
         store.add_device(replace(info, device_id=device_id), source="calibrate")
         rt = runner.runtime_info()
         key = RuntimeKey(rt.runtime, rt.version, settings.delegate, settings.precision, threads)
-        run = Session(store, runner, settings, key, device_id, work, state, progress, max_models)
+        target = RunTarget(store, runner, settings, key, device_id, work)
+        run = Session(target, state, progress, max_models)
         run.watch.seed_reference()
         overhead_ms = run.overhead()
         cache = FeatureCache(rules)

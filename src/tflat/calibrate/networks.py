@@ -20,35 +20,12 @@ if TYPE_CHECKING:
     from tflat.model.writer import GraphBuilder, Tensor
     from tflat.store import ModelRecord
 
-#: (family, width multiplier, input size, weights): ``blaze`` is a BlazeFace/BlazePose-like
-#: detector or landmark trunk (float32 or fp16 weights), ``kws`` an int8 keyword spotter over
-#: ``size`` frames of 40 features.
-SYNTHETIC: tuple[tuple[str, float, int, str], ...] = (
-    ("blaze", 1.0, 128, "float16"),
-    ("blaze", 0.5, 192, "float16"),
-    ("blaze", 1.0, 64, "float32"),
-    ("blaze", 1.5, 256, "float16"),
-    ("blaze", 0.75, 160, "float32"),
-    ("blaze", 1.0, 224, "float16"),
-    ("blaze", 2.0, 96, "float16"),
-    ("blaze", 0.5, 128, "float32"),
-    ("blaze", 1.25, 192, "float16"),
-    ("blaze", 0.75, 256, "float16"),
-    ("blaze", 1.5, 128, "float32"),
-    ("blaze", 1.0, 160, "float16"),
-    ("blaze", 0.75, 96, "float16"),
-    ("blaze", 2.0, 192, "float32"),
-    ("kws", 1.0, 5, "int8"),
-    ("kws", 2.0, 9, "int8"),
-    ("kws", 0.5, 13, "int8"),
-    ("kws", 1.5, 21, "int8"),
-    ("kws", 1.0, 49, "int8"),
-    ("kws", 3.0, 33, "int8"),
-)
 
-
-def network_key(family: str, width: float, size: int, weights: str) -> str:
-    return f"synthetic:{family}:w{width:g}:{size}:{weights}"
+def network_key(
+    family: str, width: float, size: int, weights: str, source: str = "synthetic"
+) -> str:
+    """``source:family:wWIDTH:SIZE:WEIGHTS``; source ``synthetic`` (here) or ``zoo``."""
+    return f"{source}:{family}:w{width:g}:{size}:{weights}"
 
 
 def build_network(family: str, width: float, size: int, weights: str, seed: int = 0) -> bytes:
@@ -71,40 +48,60 @@ def build_network(family: str, width: float, size: int, weights: str, seed: int 
     return b.to_bytes()
 
 
-#: Whole networks written by tflat.model.zoo (random weights, never the real models a
-#: predictor is checked on): (architecture, width, input size, weights). Measured whole, they
-#: fit how single-op kernels compose into a model (the whole-model term), beside
-#: :data:`SYNTHETIC`.
-ZOO: tuple[tuple[str, float, int, str], ...] = (
-    ("mobilenet", 0.25, 128, "float32"),
-    ("mobilenetv2", 0.35, 96, "float16"),
-    ("squeezenet_v1_1", 1.0, 128, "float32"),
-    ("mobilenetv3_large", 0.5, 128, "float16"),
-    ("mobilenet", 0.5, 160, "float16"),
-    ("mobilenetv2", 0.5, 128, "float32"),
-    ("resnet18", 0.25, 128, "float32"),
-    ("mobilenetv3_large", 0.75, 160, "float32"),
-    ("mobilenetv2", 0.75, 192, "float16"),
-    ("densenet121", 1.0, 96, "float32"),
-    ("mobilenet", 0.75, 224, "float32"),
-    ("squeezenet_v1_1", 1.0, 224, "float16"),
-    ("mobilenetv2", 1.0, 224, "float32"),
-    ("resnet18", 0.5, 160, "float16"),
-    ("mobilenetv3_large", 1.0, 224, "float16"),
-    ("mobilenet", 1.0, 192, "float32"),
+#: The whole networks calibration measures: (source, family, width multiplier, input size,
+#: weights), all written by tflat with random weights (never the real models a predictor is
+#: checked on). Measured whole, they fit how single-op kernels compose into a model (the
+#: whole-model term). Source ``zoo``: ImageNet CNNs of tflat.model.zoo; source ``synthetic``:
+#: ``blaze`` is a BlazeFace/BlazePose-like detector or landmark trunk (float32 or fp16
+#: weights), ``kws`` an int8 keyword spotter over ``size`` frames of 40 features.
+NETWORKS: tuple[tuple[str, str, float, int, str], ...] = (
+    ("synthetic", "blaze", 1.0, 128, "float16"),
+    ("synthetic", "blaze", 0.5, 192, "float16"),
+    ("synthetic", "blaze", 1.0, 64, "float32"),
+    ("synthetic", "blaze", 1.5, 256, "float16"),
+    ("synthetic", "blaze", 0.75, 160, "float32"),
+    ("synthetic", "blaze", 1.0, 224, "float16"),
+    ("synthetic", "blaze", 2.0, 96, "float16"),
+    ("synthetic", "blaze", 0.5, 128, "float32"),
+    ("synthetic", "blaze", 1.25, 192, "float16"),
+    ("synthetic", "blaze", 0.75, 256, "float16"),
+    ("synthetic", "blaze", 1.5, 128, "float32"),
+    ("synthetic", "blaze", 1.0, 160, "float16"),
+    ("synthetic", "blaze", 0.75, 96, "float16"),
+    ("synthetic", "blaze", 2.0, 192, "float32"),
+    ("synthetic", "kws", 1.0, 5, "int8"),
+    ("synthetic", "kws", 2.0, 9, "int8"),
+    ("synthetic", "kws", 0.5, 13, "int8"),
+    ("synthetic", "kws", 1.5, 21, "int8"),
+    ("synthetic", "kws", 1.0, 49, "int8"),
+    ("synthetic", "kws", 3.0, 33, "int8"),
+    ("zoo", "mobilenet", 0.25, 128, "float32"),
+    ("zoo", "mobilenetv2", 0.35, 96, "float16"),
+    ("zoo", "squeezenet_v1_1", 1.0, 128, "float32"),
+    ("zoo", "mobilenetv3_large", 0.5, 128, "float16"),
+    ("zoo", "mobilenet", 0.5, 160, "float16"),
+    ("zoo", "mobilenetv2", 0.5, 128, "float32"),
+    ("zoo", "resnet18", 0.25, 128, "float32"),
+    ("zoo", "mobilenetv3_large", 0.75, 160, "float32"),
+    ("zoo", "mobilenetv2", 0.75, 192, "float16"),
+    ("zoo", "densenet121", 1.0, 96, "float32"),
+    ("zoo", "mobilenet", 0.75, 224, "float32"),
+    ("zoo", "squeezenet_v1_1", 1.0, 224, "float16"),
+    ("zoo", "mobilenetv2", 1.0, 224, "float32"),
+    ("zoo", "resnet18", 0.5, 160, "float16"),
+    ("zoo", "mobilenetv3_large", 1.0, 224, "float16"),
+    ("zoo", "mobilenet", 1.0, 192, "float32"),
 )
-
-
-def zoo_key(arch: str, width: float, size: int, weights: str) -> str:
-    return f"zoo:{arch}:w{width:g}:{size}:{weights}"
 
 
 def all_network_keys() -> list[str]:
     """Zoo and synthetic network keys, interleaved so a cut-short phase measures both kinds."""
     from itertools import zip_longest
 
-    zoo = [zoo_key(*n) for n in ZOO]
-    synthetic = [network_key(*n) for n in SYNTHETIC]
+    keys: dict[str, list[str]] = {"zoo": [], "synthetic": []}
+    for source, family, width, size, weights in NETWORKS:
+        keys[source].append(network_key(family, width, size, weights, source=source))
+    zoo, synthetic = keys["zoo"], keys["synthetic"]
     return [k for pair in zip_longest(synthetic, zoo) for k in pair if k is not None]
 
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from tflat.bench.campaign import BenchItem, bench_model, run_campaign
 from tflat.bench.speed import is_fast, normalised_ms
 from tflat.calibrate.networks import all_network_keys, network_file, network_record
-from tflat.calibrate.speed import ANCHOR_EVERY, RecordSpeed, SpeedWatch
+from tflat.calibrate.speed import ANCHOR_EVERY, RecordSpeed, RunTarget, SpeedWatch
 from tflat.calibrate.training import (
     CvReport,
     FeatureCache,
@@ -32,11 +32,9 @@ from tflat.calibrate.training import (
 from tflat.errors import DeviceError, SpecError, TflatError
 
 if TYPE_CHECKING:
-    from tflat.bench import Runner
     from tflat.bench.campaign import Progress
     from tflat.model.spec import OpSpec
-    from tflat.store import RuntimeKey, Store
-    from tflat.store.measurement import Measurement, RunSettings
+    from tflat.store.measurement import Measurement
 
 log = logging.getLogger(__name__)
 
@@ -91,28 +89,20 @@ class Session:
 
     def __init__(
         self,
-        store: Store,
-        runner: Runner,
-        settings: RunSettings,
-        key: RuntimeKey,
-        device_id: str,
-        work: Path,
+        target: RunTarget,
         state: RunState,
         progress: Callable[[CalibrationProgress], None] | None,
         max_models: int | None,
     ) -> None:
-        self.store = store
-        self.runner = runner
-        self.settings = settings
-        self.key = key
-        self.device_id = device_id
-        self.work = work
+        t = target
+        self.store, self.runner, self.settings, self.key = t.store, t.runner, t.settings, t.key
+        self.device_id, self.work = t.device_id, t.work
         self.state = state
         self.progress = progress
         self.max_models = max_models
-        self.watch = SpeedWatch(store, runner, settings, key, device_id, work)
-        state.done = store.measured_spec_hashes(device_id, key)
-        state.in_db = len(store.measured_spec_hashes(device_id, key, include_failed=False))
+        self.watch = SpeedWatch(target)
+        state.done = t.store.measured_spec_hashes(t.device_id, t.key)
+        state.in_db = len(t.store.measured_spec_hashes(t.device_id, t.key, include_failed=False))
 
     def out_of_time(self) -> bool:
         if self.max_models is not None and self.state.measured >= self.max_models:

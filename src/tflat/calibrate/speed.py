@@ -13,6 +13,7 @@ import logging
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -120,25 +121,25 @@ class RecordSpeed(SpeedReference):
         return bool(new < rec.min_ms / self.factor_for(rec))
 
 
+@dataclass(frozen=True)
+class RunTarget:
+    """Where one calibration run measures: the database, the device's runner and its settings,
+    the runtime key and device id its measurements are stored under, the work folder."""
+
+    store: Store
+    runner: Runner
+    settings: RunSettings
+    key: RuntimeKey
+    device_id: str
+    work: Path
+
+
 class SpeedWatch:
     """A calibration run's view of the machine's speed: whether the runner times its own
     reference, the anchors measured when it does not, and the slowdown of each measurement."""
 
-    def __init__(
-        self,
-        store: Store,
-        runner: Runner,
-        settings: RunSettings,
-        key: RuntimeKey,
-        device_id: str,
-        work: Path,
-    ) -> None:
-        self.store = store
-        self.runner = runner
-        self.settings = settings
-        self.key = key
-        self.device_id = device_id
-        self.work = work
+    def __init__(self, target: RunTarget) -> None:
+        self.target = target
         #: the runner timed a speed reference with a measurement of this run
         self.has_reference = False
 
@@ -154,15 +155,15 @@ class SpeedWatch:
         single-op labels."""
         from tflat.bench.speed import WAIT_FAST_S
 
-        before = getattr(self.runner, "wait_fast_s", None)
+        before = getattr(self.target.runner, "wait_fast_s", None)
         if before is None:
             yield
             return
-        self.runner.wait_fast_s = WAIT_FAST_S  # type: ignore[attr-defined]
+        self.target.runner.wait_fast_s = WAIT_FAST_S  # type: ignore[attr-defined]
         try:
             yield
         finally:
-            self.runner.wait_fast_s = before  # type: ignore[attr-defined]
+            self.target.runner.wait_fast_s = before  # type: ignore[attr-defined]
 
     def needs_anchor(self) -> bool:
         """Anchors only for runners without a per-measurement reference (e.g. Android)."""
@@ -171,13 +172,13 @@ class SpeedWatch:
     def seed_reference(self) -> None:
         """Give the runner the reference readings stored by earlier runs (a resumed run then
         gates on the fast regime from its first model)."""
-        add = getattr(self.runner, "add_reference_readings", None)
+        add = getattr(self.target.runner, "add_reference_readings", None)
         if add is None:
             return
-        add(self.store.reference_readings(self.device_id))
+        add(self.target.store.reference_readings(self.target.device_id))
 
     def fast_ms(self) -> float | None:
-        fast = getattr(self.runner, "fast_reference_ms", None)
+        fast = getattr(self.target.runner, "fast_reference_ms", None)
         return float(fast) if isinstance(fast, (int, float)) else None
 
     def note(self) -> str:
@@ -200,9 +201,9 @@ class SpeedWatch:
         from tflat.store import ModelRecord
 
         spec = anchor_spec()
-        path = self.work / model_path(spec)
+        path = self.target.work / model_path(spec)
         if not path.exists():
-            generate([spec], self.work)
+            generate([spec], self.target.work)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%f")
         record = ModelRecord(
             key=f"anchor:{spec.spec_hash}:{stamp}",
@@ -211,9 +212,9 @@ class SpeedWatch:
             source="tflat calibrate speed reference",
             path=str(path),
         )
-        r = bench_model(self.store, self.runner, path, self.settings, profile=False,
-                        record=record, source="anchor", device_id=self.device_id,
-                        keep=lambda m: m.ok)  # fmt: skip
+        t = self.target
+        r = bench_model(t.store, t.runner, path, t.settings, profile=False, record=record,
+                        source="anchor", device_id=t.device_id, keep=lambda m: m.ok)  # fmt: skip
         if not r.stored and r.measurement is not None:
             log.info("speed reference failed: %s", r.measurement.error)
 
@@ -221,10 +222,11 @@ class SpeedWatch:
         """Each measurement's slowdown: its own reference reading where it has one, else the
         anchors around its time (databases from before the per-measurement reference).
         ``records`` are this run's single-op measurements."""
+        t = self.target
         models = [
             rec
-            for rec in self.store.model_measurements(self.device_id, with_profile=False)
-            if rec.runtime == self.key and rec.status == "ok" and rec.min_ms is not None
+            for rec in t.store.model_measurements(t.device_id, with_profile=False)
+            if rec.runtime == t.key and rec.status == "ok" and rec.min_ms is not None
         ]
         anchors = [
             (rec.created_at, float(rec.min_ms))

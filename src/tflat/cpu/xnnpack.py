@@ -30,6 +30,17 @@ log = logging.getLogger(__name__)
 RULES_NAME = "xnnpack"
 
 
+#: Op-type sets every XNNPACK rules file names, and those it may leave out (with defaults).
+_REQUIRED_SETS = ("activation_dtypes", "supported_fused_activations", "static_weights",
+                  "fusable_activations", "fuse_into", "free")  # fmt: skip
+_OPTIONAL_SETS: Mapping[str, tuple[str, ...]] = {
+    "static_weight_producers": ("DEQUANTIZE",),
+    "fusable_pads": (),
+    "pad_fuse_into": (),
+    "trivial_builtin": (),
+}
+
+
 @dataclass(frozen=True)
 class XnnpackRules:
     """The XNNPACK delegate's behaviour, read from ``rules/<name>.toml``."""
@@ -53,24 +64,18 @@ class XnnpackRules:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> XnnpackRules:
         try:
-            delegated = {str(k): (str(v[0]), str(v[1])) for k, v in data["delegated"].items()}
+            # the op-type sets: required ones raise KeyError when missing, the rest default
+            sets = {
+                name: frozenset(data[name] if name in data or name in _REQUIRED_SETS
+                                else _OPTIONAL_SETS[name])
+                for name in (*_REQUIRED_SETS, *_OPTIONAL_SETS)
+            }  # fmt: skip
             return cls(
                 name=str(data["name"]),
                 description=str(data.get("description", "")),
-                activation_dtypes=frozenset(data["activation_dtypes"]),
-                supported_fused_activations=frozenset(data["supported_fused_activations"]),
-                static_weights=frozenset(data["static_weights"]),
-                fusable_activations=frozenset(data["fusable_activations"]),
-                fuse_into=frozenset(data["fuse_into"]),
-                free=frozenset(data["free"]),
                 free_constant_dequantize=bool(data.get("free_constant_dequantize", True)),
-                static_weight_producers=frozenset(
-                    data.get("static_weight_producers", ["DEQUANTIZE"])
-                ),
-                fusable_pads=frozenset(data.get("fusable_pads", [])),
-                pad_fuse_into=frozenset(data.get("pad_fuse_into", [])),
-                trivial_builtin=frozenset(data.get("trivial_builtin", [])),
-                delegated=delegated,
+                delegated={str(k): (str(v[0]), str(v[1])) for k, v in data["delegated"].items()},
+                **sets,
             )
         except (KeyError, IndexError, TypeError) as exc:
             raise SpecError(f"XNNPACK rules are malformed: {exc!r}") from exc

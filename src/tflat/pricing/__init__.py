@@ -1,24 +1,10 @@
 """Pricing: a kernel goes in, a latency with an interval and a basis comes out.
 
-See :mod:`tflat.pricing.base` for the contract every pricer keeps.
+* :mod:`tflat.pricing.base`: the contract every pricer keeps (Basis, Price, Pricer,
+  EdgePricer, PricingContext, PartitionEdge);
+* :mod:`tflat.pricing.learned`: the trained device predictors as pricers;
+* :mod:`tflat.pricing.registry`: which pricer prices which kernel on a device, built from its
+  bundle (optional ``pricing`` sections plug further pricers in);
+* :mod:`tflat.pricing.compose`: prices -> an :class:`~tflat.estimation.Estimate`;
+* :mod:`tflat.pricing.predictors`: which predictor a device has (shipped or in the database).
 """
-
-from tflat.pricing.base import (
-    INTERVAL_LEVEL,
-    Basis,
-    EdgePricer,
-    PartitionEdge,
-    Price,
-    Pricer,
-    PricingContext,
-)
-
-__all__ = [
-    "INTERVAL_LEVEL",
-    "Basis",
-    "EdgePricer",
-    "PartitionEdge",
-    "Price",
-    "Pricer",
-    "PricingContext",
-]
