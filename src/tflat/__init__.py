@@ -19,8 +19,7 @@ from tflat.errors import (
     StoreError,
     TflatError,
 )
-
-__version__ = "0.1.0"
+from tflat.version import __version__
 
 #: public name -> the module that defines it ("module:name" where it is named otherwise there)
 _LAZY: dict[str, str] = {

@@ -1,9 +1,11 @@
-"""Calibrate a new device end to end, and check the result on whole real models.
+"""Make and check a device's predictor: calibrate a new device end to end, train, evaluate.
 
-:func:`calibrate` plans, generates, benchmarks, trains, cross-validates and saves a device's
-predictor within a time budget (resumable); :func:`evaluate_models` estimates and measures
-real models on the device and reports MAPE, share within ±10 % and rank correlation.
-Importing this package loads nothing heavy.
+:func:`calibrate` orchestrates plan -> bench campaign -> train -> evaluate -> save within a time
+budget (resumable; the measuring goes through :mod:`tflat.bench.campaign`);
+:func:`evaluate_models` estimates and measures real models on the device and reports MAPE,
+share within ±10 % and rank correlation; :mod:`tflat.calibrate.workflows` trains and evaluates
+predictors from stored or public data (``tflat train``, ``tflat evaluate``). Importing this
+package loads nothing heavy.
 """
 
 from __future__ import annotations

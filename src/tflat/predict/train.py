@@ -31,7 +31,6 @@ from typing import Any
 
 import numpy as np
 
-from tflat import __version__
 from tflat.datasets.usc import UscModelRow, UscOpRow
 from tflat.errors import PredictorError
 from tflat.gpu.partition import load_gpu_rules
@@ -48,6 +47,7 @@ from tflat.predict.shapes import shape_from_usc
 from tflat.predict.trees import fit_gbdt, train_booster
 from tflat.predict.whole import fit_whole_model, model_features, nnls_relative
 from tflat.progress import ProgressCallback, Ticker
+from tflat.version import __version__
 
 log = logging.getLogger(__name__)
 

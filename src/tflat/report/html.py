@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from html import escape
 
-from tflat import __version__
 from tflat.estimation import Estimate, LayerEstimate, Role
 from tflat.report import svg
 from tflat.report.estimate_text import (
@@ -24,6 +23,7 @@ from tflat.report.estimate_text import (
     shape_text,
     summary_lines,
 )
+from tflat.version import __version__
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#222}
