@@ -114,3 +114,12 @@ def tiny_models_200(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_models_12(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_models(tmp_path_factory.mktemp("tiny12"), 12, seed=3)
+
+
+@pytest.fixture
+def default_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """TFLAT_DB pointed at a fresh SQLite file of this test's own (never the user's database);
+    returns its URL."""
+    url = f"sqlite:///{tmp_path / 'default.db'}"
+    monkeypatch.setenv("TFLAT_DB", url)
+    return url

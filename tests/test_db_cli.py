@@ -85,12 +85,10 @@ def test_errors_are_one_line_with_exit_codes(
     argv: list[str],
     code: int,
     message: str,
-    tmp_path: Path,
     tiny_models_12: Path,
     capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    default_db: str,
 ) -> None:
-    monkeypatch.setenv("TFLAT_DB", f"sqlite:///{tmp_path / 'default.db'}")
     argv = [a.replace("{models}", str(tiny_models_12)) for a in argv]
     assert main(argv) == code
     err = capsys.readouterr().err.strip()

@@ -24,12 +24,8 @@ def test_nested_maps_a_sub_task_onto_one_unit_of_its_parent() -> None:
 
 
 def test_bench_draws_a_bar_only_when_asked(
-    tiny_models_12: Path,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    tiny_models_12: Path, capsys: pytest.CaptureFixture[str], default_db: str
 ) -> None:
-    monkeypatch.setenv("TFLAT_DB", f"sqlite:///{tmp_path / 'bench.db'}")
     argv = ["bench", str(tiny_models_12), "--device", "host-cpu", "--repeats", "2", "--warmup",
             "0", "--sample", "2"]  # fmt: skip
     assert main(argv) == 0
