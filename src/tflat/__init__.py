@@ -85,6 +85,8 @@ _LAZY: dict[str, str] = {
     # (not "calibrate": tflat.calibrate is the subpackage, which an import would shadow it with)
     "calibrate_device": "tflat.calibrate:calibrate",
     "evaluate_models": "tflat.calibrate",
+    # progress of long calls (reported by the library, drawn by the CLI)
+    "Step": "tflat.progress",
     # pricing and the estimate
     "estimate": "tflat.pricing.compose",
     "estimate_with": "tflat.pricing.compose",
@@ -120,6 +122,7 @@ __all__ = [
     "RunSettings",
     "SpecError",
     "SpecRecord",
+    "Step",
     "StoreError",
     "TensorInfo",
     "TflatError",
@@ -215,6 +218,7 @@ if TYPE_CHECKING:
     from tflat.predict.plot import check_plot_path, write_plot
     from tflat.pricing.compose import estimate, estimate_with
     from tflat.pricing.predictors import list_devices, load_predictor
+    from tflat.progress import Step
     from tflat.store import SpecRecord, open_store
     from tflat.store.measurement import Measurement, RunSettings
     from tflat.store.tabular import import_measurements_csv

@@ -57,7 +57,7 @@ def step_bar(description: str) -> Iterator[Any]:
     if not enabled():
         yield None
         return
-    from tflat.progress import Step
+    from tflat import Step
 
     bar = new_bar()
     task = bar.add_task(description, total=None)

@@ -86,7 +86,7 @@ def compose(graph: Graph, registry: PricerRegistry) -> Estimate:
             raise ValueError(f"{type(pricer).__name__} gave {len(got)} prices for {len(group)}")
         prices.update(zip((k.index for k in group), got, strict=True))
     transfers = _transfers(ctx, registry)
-    overhead_ms = learned.overhead_ms(ctx)
+    overhead_ms = float(learned.overhead_ms(ctx))
     low, high = _total_interval(kernels, prices, transfers, registry, overhead_ms)
     warnings: list[str] = []
     rows = [_kernel_row(k, prices[k.index], transfers.get(k.index)) for k in kernels]
@@ -183,7 +183,7 @@ def _total_interval(
     low, high = registry.learned.total_interval(
         sum(p.ms for p in mine) + overhead_ms, overhead_ms, mine
     )
-    return low + sum(p.low_ms for p in others), high + sum(p.high_ms for p in others)
+    return float(low + sum(p.low_ms for p in others)), float(high + sum(p.high_ms for p in others))
 
 
 def _kernel_row(kernel: Kernel, price: Price, transfer: Price | None) -> KernelEstimate:
@@ -195,13 +195,13 @@ def _kernel_row(kernel: Kernel, price: Price, transfer: Price | None) -> KernelE
         kind=kernel.kind,
         op_indices=tuple(kernel.op_indices),
         on_gpu=kernel.on_gpu,
-        latency_ms=price.ms + copy.ms,
-        low_ms=price.low_ms + copy.low_ms,
-        high_ms=price.high_ms + copy.high_ms,
+        latency_ms=float(price.ms + copy.ms),
+        low_ms=float(price.low_ms + copy.low_ms),
+        high_ms=float(price.high_ms + copy.high_ms),
         note=note,
         basis=str(price.basis),
         basis_note=price.note,
-        transfer_ms=copy.ms,
+        transfer_ms=float(copy.ms),
     )
 
 

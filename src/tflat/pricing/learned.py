@@ -78,7 +78,8 @@ class LearnedPricer(Pricer):
 
 
 def _price(t: KernelTime, basis: Basis, note: str = "") -> Price:
-    return Price(t.latency_ms, t.low_ms, t.high_ms, basis, note)
+    # plain floats: numpy's float64 would leak into reports as "np.float64(...)"
+    return Price(float(t.latency_ms), float(t.low_ms), float(t.high_ms), basis, note)
 
 
 class GpuLearnedPricer(LearnedPricer):
