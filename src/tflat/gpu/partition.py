@@ -19,6 +19,7 @@ from typing import Any
 
 from tflat.errors import SpecError
 from tflat.gpu.kernel import Kernel, read_rules
+from tflat.gpu.precision import load_precision_facts
 from tflat.model.cost import ELEMENTWISE
 from tflat.model.ops import Graph, Op
 
@@ -169,16 +170,35 @@ class _Partitioner:
             for t in op.outputs:
                 self.producer[t.index] = pos
         self.owner: dict[int, int] = {}  # fused op position -> main op position
+        self.facts = load_precision_facts()
 
     def supported(self, op: Op) -> bool:
-        return op.type in self.rules.supported
+        return op.type in self.rules.supported and not self.facts.refuses(op)
 
     def is_free(self, op: Op) -> bool:
         if op.type in self.rules.free:
             return True
-        return op.type in self.rules.free_if_constant_input and all(
-            t.is_constant for t in op.inputs
-        )
+        if op.type not in self.rules.free_if_constant_input:
+            return False
+        # fp16 weights fold into their consumers; int8 ones become a constant GPU tensor,
+        # free unless a convolution takes it as runtime weights (see converts_weights)
+        role = self.facts.weights_role(op)
+        return role == "folded" or (role == "constant" and not self.converts_weights(op))
+
+    def converts_weights(self, op: Op) -> bool:
+        """Whether ``op`` (a DEQUANTIZE of int8 weights) feeds a convolution that takes them
+        as runtime weights, converted by a kernel of their own at every inference."""
+        if self.facts.weights_role(op) != "constant" or not op.outputs:
+            return False
+        readers = self.readers.get(op.outputs[0].index, [])
+        return any(self.ops[r].type in self.facts.converted_by for r in readers)
+
+    def runtime_weights(self, op: Op) -> bool:
+        """Whether a convolution's weights come from a weights converter (no Winograd)."""
+        if len(op.inputs) < 2:
+            return False
+        src = self.producer.get(op.inputs[1].index)
+        return src is not None and self.converts_weights(self.ops[src])
 
     def sole_reader(self, tensor_index: int) -> int | None:
         readers = self.readers.get(tensor_index, [])
@@ -272,18 +292,26 @@ class _Partitioner:
         """(kind, kernel name, on the GPU, note) of one main op."""
         names = self.rules.kernel_name
         if not self.supported(op):
-            return "cpu_fallback", f"cpu:{op.type.lower()}", False, "not supported by the delegate"
+            why = self.facts.refuses(op) or "not supported by the delegate"
+            return "cpu_fallback", f"cpu:{op.type.lower()}", False, why
         if self.is_free(op):
             return "free", op.type.lower(), True, "no GPU work (layout only or constant weights)"
+        if self.converts_weights(op):
+            note = "int8 weights, dequantized at load, converted for the convolution every run"
+            return "other", "converter_to_conv_weights", True, note
         kind = self.rules.kind.get(op.type)
         if kind is None:
             kind = "elementwise" if op.type in ELEMENTWISE else "other"
+        if kind == "fully_connected" and self.runtime_weights(op):
+            return kind, "convolution_dynamic", True, "runtime weights: no constant weights"
         out = op.outputs[0].shape if op.outputs else ()
         data = op.activations
         in_shape = data[0].shape if data else ()
         if kind == "conv2d":
             if op.groups > 1:
                 kind = "grouped_conv2d"
+            elif self.runtime_weights(op):
+                return kind, "convolution_dynamic", True, "runtime weights: no Winograd"
             elif _hw(in_shape) == (1, 1) and (op.kernel or (1, 1)) == (1, 1):
                 return "fully_connected", names["fully_connected"], True, "1x1 conv on 1x1 input"
             elif self.winograd(op):
