@@ -176,3 +176,30 @@ def test_calibrated_device_from_the_database(
     # Without the database the device is unknown.
     code, out, err = run(["estimate", str(MODEL), "-d", "lab-phone"], capsys)
     assert code == 1 and "lab-phone" in err
+
+
+def test_precision_is_stated_and_fp32_is_extrapolated(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["estimate", str(MODEL), "-d", "pixel4", "--format", "json"], capsys)
+    assert code == 0, err
+    default = json.loads(out)
+    assert (default["precision"], default["precision_basis"]) == ("fp16", "learned")
+    argv = ["estimate", str(MODEL), "-d", "pixel4", "--precision", "fp32", "--format", "json"]
+    code, out, err = run(argv, capsys)
+    assert code == 0, err
+    fp32 = json.loads(out)
+    assert (fp32["precision"], fp32["measured_precision"]) == ("fp32", "fp16")
+    assert fp32["precision_basis"] == "extrapolated"
+    assert any("extrapolated" in w for w in fp32["warnings"])
+    assert fp32["total_ms"] >= default["total_ms"]
+    code, out, err = run(["estimate", str(MODEL), "-d", "pixel4", "--precision", "fp32"], capsys)
+    assert code == 0 and "fp32 math, extrapolated from fp16 measurements" in out
+    code, out, err = run(["estimate", str(MODEL), "-d", "pixel4", "--precision", "fp64"], capsys)
+    assert code == 1 and err.count("\n") == 1 and "fp64" in err
+
+
+def test_devices_state_their_measured_precision(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["devices", "--format", "json"], capsys)
+    assert code == 0, err
+    assert {c["id"]: c["precision"] for c in json.loads(out)}["pixel4"] == "fp16"
+    code, out, err = run(["devices"], capsys)
+    assert code == 0 and "precision" in out and "fp16" in out

@@ -130,6 +130,7 @@ def sample_estimate(device: str = "pixel4", scale: float = 1.0) -> Estimate:
         kernels=kernels,
         total_flops=4_739_072,
         precision="fp16",
+        measured_precision="fp16",
     )
 
 

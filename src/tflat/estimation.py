@@ -158,8 +158,20 @@ class Estimate:
     kernels: tuple[KernelEstimate, ...] = ()
     total_flops: int = 0
     warnings: tuple[str, ...] = field(default_factory=tuple)
-    #: the GPU math precision assumed ("fp16" for the shipped phones, "fp32" on a CPU)
+    #: the GPU math precision assumed ("fp16" for the shipped phones, "fp32" on a CPU), and
+    #: the one the device's data was measured in: when they differ, every GPU kernel's time
+    #: is extrapolated (``precision_basis``)
     precision: str = ""
+    measured_precision: str = ""
+    #: of ``overhead_ms``: the CPU converting int8 graph inputs and outputs every inference
+    cpu_io_ms: float = 0.0
+
+    @property
+    def precision_basis(self) -> str:
+        """What the assumed precision rests on: "learned" when the device's data was measured
+        in it, else "extrapolated" (no measured precision given: taken as measured)."""
+        same = self.measured_precision in ("", self.precision)
+        return "learned" if same else "extrapolated"
 
     def top(self, n: int = 10) -> tuple[LayerEstimate, ...]:
         """The ``n`` layers with the largest own latency, largest first (ties: file order)."""
@@ -222,12 +234,15 @@ class Estimate:
             "total_high_ms": self.total_high_ms,
             "interval": self.interval,
             "overhead_ms": self.overhead_ms,
+            "cpu_io_ms": self.cpu_io_ms,
             "total_flops": self.total_flops,
             "gpu_ms": self.gpu_ms,
             "cpu_fallback_ms": self.cpu_ms,
             "transfer_ms": self.transfer_ms,
             "basis_ms": self.basis_ms,
             "precision": self.precision,
+            "measured_precision": self.measured_precision,
+            "precision_basis": self.precision_basis,
             "fallback_ops": [layer.index for layer in self.fallback_layers],
             "partitions": [p.to_dict() for p in self.partitions],
             "warnings": list(self.warnings),

@@ -40,6 +40,12 @@ ESTIMATE_FORMATS = ("table", "csv", "json", "html")
     help="Also write Model Explorer node data (a latency heat map) to FILE "
     "(one FILE.<device>.json per device when several).",
 )
+@click.option(
+    "--precision",
+    type=click.Choice(("fp16", "fp32")),
+    help="GPU math precision (default: the one each device's data was measured in, see "
+    "'tflat devices'; the other one is extrapolated and says so).",
+)
 @db_option("for calibrated devices")
 @click.option("--input-shape", "input_shapes", multiple=True, help=INPUT_SHAPE_HELP)
 def estimate_cmd(
@@ -48,6 +54,7 @@ def estimate_cmd(
     fmt: str,
     output: Path | None,
     overlay: Path | None,
+    precision: str | None,
     db_url: str | None,
     input_shapes: tuple[str, ...],
 ) -> None:
@@ -55,7 +62,9 @@ def estimate_cmd(
     graph = tflat.read_model(model, input_shapes=tflat.parse_input_shapes(input_shapes))
     _check_db(db_url)
     unique = list(dict.fromkeys(devices))
-    estimates = [tflat.estimate(graph, device=d, db_url=db_url) for d in unique]
+    estimates = [
+        tflat.estimate(graph, device=d, db_url=db_url, precision=precision) for d in unique
+    ]
     if overlay is not None:
         from tflat.report import overlay as me
 

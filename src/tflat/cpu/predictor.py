@@ -172,6 +172,12 @@ class CpuPredictor:
         return "", None
 
     @property
+    def precision(self) -> str:
+        """The math precision the calibration ran in (fp32 on a CPU)."""
+        runtime = self.provenance.get("runtime", {})
+        return str(runtime.get("precision", "fp32")) if isinstance(runtime, dict) else "fp32"
+
+    @property
     def card(self) -> DeviceCard:
         from tflat.predict.predictor import DeviceCard
 
@@ -184,6 +190,7 @@ class CpuPredictor:
             source=str(prov.get("source", "tflat calibrate")),
             trained_at=str(prov.get("trained_at", "")),
             provenance=dict(prov),
+            precision=self.precision,
         )
 
     def base_times(

@@ -23,7 +23,7 @@ from functools import lru_cache
 from typing import Any
 
 from tflat.errors import SpecError
-from tflat.gpu.kernel import read_rules
+from tflat.gpu.kernel import Kernel, read_rules
 from tflat.model.ops import Graph, Op, TensorInfo
 
 
@@ -134,17 +134,29 @@ def _with_constants(op: Op, made: set[int]) -> Op:
     return dataclasses.replace(op, inputs=fix(op.inputs), outputs=fix(op.outputs))
 
 
-def cpu_io_tensors(graph: Graph, facts: PrecisionFacts | None = None) -> tuple[TensorInfo, ...]:
-    """The graph's int8/uint8 inputs and outputs: the delegate converts them to and from float
-    on the CPU at every inference."""
+def cpu_io_tensors(
+    graph: Graph, kernels: Sequence[Kernel], facts: PrecisionFacts | None = None
+) -> tuple[TensorInfo, ...]:
+    """The graph's int8/uint8 inputs and outputs that a kernel the delegate runs reads or
+    writes: the delegate converts them to and from float on the CPU at every inference (a
+    kernel on the CPU takes the int8 tensor as it is)."""
     facts = facts or load_precision_facts()
-    return tuple(t for t in (*graph.inputs, *graph.outputs) if t.dtype in facts.cpu_io_dtypes)
+    io = [t for t in (*graph.inputs, *graph.outputs) if t.dtype in facts.cpu_io_dtypes]
+    if not io:
+        return ()
+    on_gpu = {i for k in kernels if k.on_gpu for i in k.op_indices}
+    touched = {t.index for op in graph.ops if op.index in on_gpu for t in (*op.inputs, *op.outputs)}
+    return tuple(t for t in io if t.index in touched)
 
 
-def cpu_io_ms(tensors: Sequence[TensorInfo], facts: PrecisionFacts | None = None) -> float:
-    """Milliseconds the CPU spends (de)quantizing ``tensors`` once."""
+def cpu_io_ms(
+    graph: Graph, kernels: Sequence[Kernel], facts: PrecisionFacts | None = None
+) -> float:
+    """Milliseconds the CPU spends (de)quantizing the int8 graph inputs and outputs of one
+    inference (:func:`cpu_io_tensors`)."""
     facts = facts or load_precision_facts()
-    return sum(t.numel for t in tensors) * facts.cpu_ns_per_element * 1e-6
+    elements = sum(t.numel for t in cpu_io_tensors(graph, kernels, facts))
+    return elements * facts.cpu_ns_per_element * 1e-6
 
 
 @dataclass(frozen=True)
@@ -200,3 +212,34 @@ def factor_bounds(
         time_factor(TimeParts(arithmetic=1.0), measured, wanted, gpu_family, facts),
     ]
     return min(ends), max(ends)
+
+
+@dataclass(frozen=True)
+class PrecisionMove:
+    """How kernels' times measured in one math precision move to another: each kernel's
+    :func:`time_factor` by kernel index (1 for a kernel not listed), and the least and most
+    any kernel's factor can be (:func:`factor_bounds`: how far off a factor may be, by where
+    the kernel's time really goes)."""
+
+    measured: str
+    wanted: str
+    factors: Mapping[int, float]
+    least: float = 1.0
+    most: float = 1.0
+
+    def factor(self, kernel_index: int) -> float:
+        return self.factors.get(kernel_index, 1.0)
+
+
+def precision_move(
+    parts: Mapping[int, TimeParts],
+    measured: str,
+    wanted: str,
+    gpu_family: str = "default",
+    facts: PrecisionFacts | None = None,
+) -> PrecisionMove:
+    """The :class:`PrecisionMove` of kernels whose time goes where ``parts`` says."""
+    facts = facts or load_precision_facts()
+    factors = {i: time_factor(p, measured, wanted, gpu_family, facts) for i, p in parts.items()}
+    least, most = factor_bounds(measured, wanted, gpu_family, facts)
+    return PrecisionMove(measured, wanted, factors, least, most)

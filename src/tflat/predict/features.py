@@ -305,12 +305,25 @@ def analytic_ms(coefs: Mapping[str, np.ndarray], shapes: Sequence[KernelShape]) 
     kind's), floored at 0.1 us."""
     if not shapes:
         return np.zeros(0)
+    coef = _coefficients(coefs, shapes)
+    return np.maximum(np.einsum("ij,ij->i", analytic_inputs(shapes), coef), 1e-4)
+
+
+def analytic_parts(coefs: Mapping[str, np.ndarray], shapes: Sequence[KernelShape]) -> np.ndarray:
+    """The analytic term of each shape split by column (:data:`ANALYTIC_COLUMNS`: launch,
+    arithmetic, bytes, serial steps), in ms, not floored: where a kernel's time goes."""
+    if not shapes:
+        return np.zeros((0, len(ANALYTIC_COLUMNS)))
+    return np.asarray(analytic_inputs(shapes) * _coefficients(coefs, shapes))
+
+
+def _coefficients(coefs: Mapping[str, np.ndarray], shapes: Sequence[KernelShape]) -> np.ndarray:
     fallback = next(iter(coefs.values()))
     coef = np.zeros((len(shapes), len(ANALYTIC_COLUMNS)))
     for i, s in enumerate(shapes):
         c = np.asarray(coefs.get(s.kind, fallback), dtype=float)
         coef[i, : c.size] = c  # an older bundle has fewer columns: the rest cost nothing
-    return np.maximum(np.einsum("ij,ij->i", analytic_inputs(shapes), coef), 1e-4)
+    return coef
 
 
 def feature_matrix(

@@ -18,14 +18,16 @@ from typing import Any
 
 import numpy as np
 
-from tflat.errors import PredictorError
+from tflat.errors import PredictorError, SpecError
 from tflat.gpu.kernel import Kernel
+from tflat.gpu.precision import TimeParts, cpu_io_ms, fold_constant_weights, load_precision_facts
 from tflat.predict.features import (
     FEATURE_NAMES,
     LISTED_KINDS,
     PROXY_KIND,
     KernelShape,
     analytic_ms,
+    analytic_parts,
     feature_matrix,
 )
 from tflat.predict.shapes import ops_by_index, output_bytes, shape_from_kernel
@@ -61,6 +63,8 @@ class GraphPrediction:
     total_low_ms: float
     total_high_ms: float
     interval: float = 0.8
+    #: of ``overhead_ms``: the CPU converting int8 graph inputs/outputs at every inference
+    cpu_io_ms: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,8 @@ class DeviceCard:
     source: str
     trained_at: str
     provenance: Mapping[str, Any] = field(default_factory=dict)
+    #: the math precision the device's data was measured in (a CPU computes in fp32)
+    precision: str = "fp32"
 
 
 class Predictor:
@@ -89,6 +95,10 @@ class Predictor:
         try:
             dev = bundle["device"]
             self.device: str = str(dev["id"])
+            facts = load_precision_facts()
+            #: the GPU math the data was measured in; a bundle that does not say is taken as
+            #: benchmark_model's default (gpu/rules/tflite_gpu_precision.toml)
+            self.precision = facts.check(str(bundle.get("precision", facts.default_measured)))
             self.card = DeviceCard(
                 id=self.device,
                 name=str(dev.get("name", self.device)),
@@ -97,6 +107,7 @@ class Predictor:
                 source=str(bundle.get("provenance", {}).get("source", "")),
                 trained_at=str(bundle.get("trained_at", "")),
                 provenance=dict(bundle.get("provenance", {})),
+                precision=self.precision,
             )
             self.gpu_family: str = str(bundle.get("gpu_family", "default"))
             self.rules: str = str(bundle.get("rules", "tflite_gpu"))
@@ -117,7 +128,7 @@ class Predictor:
             }
             self.interval = float(bundle["kernel_interval"].get("level", 0.8))
             self.whole = WholeModelTerm.from_bundle(bundle["whole_model"])
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
+        except (KeyError, TypeError, ValueError, IndexError, SpecError) as exc:
             raise PredictorError(f"predictor bundle is malformed: {exc!r}") from exc
         self.bundle = bundle
         launches = [float(c[0]) for c in self.analytic.values() if len(c)]
@@ -144,24 +155,34 @@ class Predictor:
 
     # ------------------------------------------------------------ graphs
     def predict_graph(self, graph: Any) -> GraphPrediction:
-        """Partition ``graph`` with this device's delegate rules and predict every kernel."""
+        """Partition ``graph`` (as the delegate holds it, :meth:`loaded`) with this device's
+        delegate rules and predict every kernel, in the precision the data was measured in."""
         from tflat.gpu import partition
 
+        graph = self.loaded(graph)
         kernels = partition(graph, rules=self.rules, gpu_family=self.gpu_family)
         times = self.kernel_times(graph, kernels)
-        wm = self.whole
-        total = sum(t.latency_ms for t in times) + wm.overhead_ms
-        lo, hi = wm.log_interval
+        io_ms = cpu_io_ms(graph, kernels)
+        overhead = self.whole.overhead_ms + io_ms
+        total = sum(t.latency_ms for t in times) + overhead
+        lo, hi = self.whole.log_interval
         return GraphPrediction(
             device=self.device,
             kernels=kernels,
             kernel_times=tuple(times),
-            overhead_ms=wm.overhead_ms,
+            overhead_ms=overhead,
             total_ms=total,
             total_low_ms=total * math.exp(lo),
             total_high_ms=total * math.exp(hi),
             interval=self.interval,
+            cpu_io_ms=io_ms,
         )
+
+    @staticmethod
+    def loaded(graph: Any) -> Any:
+        """``graph`` as the GPU delegate holds it once built: weights behind a DEQUANTIZE of a
+        constant are constant float weights (:func:`~tflat.gpu.precision.fold_constant_weights`)."""
+        return fold_constant_weights(graph)
 
     def kernel_times(
         self, graph: Any, kernels: Sequence[Kernel], by_index: Mapping[int, Any] | None = None
@@ -170,12 +191,8 @@ class Predictor:
         kernel's time does not depend on which others are asked with it): listed kinds from
         the regressors and the whole-model term, others at the term's per-kernel rate, free
         kernels 0."""
-        listed = [k for k in kernels if k.kind != "free" and self.covers(k.kind)]
         by_index = by_index if by_index is not None else ops_by_index(graph)
-        shapes = [
-            shape_from_kernel(graph, k.op_indices, k.kind, k.name, by_index, self.gpu_family)
-            for k in listed
-        ]
+        listed, shapes = self._listed(graph, kernels, by_index)
         raw = dict(zip((k.index for k in listed), self.predict_shapes(shapes), strict=True))
         weight_mb = {k.index: s.weight_bytes / 1e6 for k, s in zip(listed, shapes, strict=True)}
         wm = self.whole
@@ -194,14 +211,53 @@ class Predictor:
                     ms += wm.merged_pad_ms
                 times.append(KernelTime(ms, ms * math.exp(lo), ms * math.exp(hi)))
             else:
-                # A kernel the op-level data never lists costs what the whole-model term says,
-                # but never less than the cheapest kernel launch: the fit may give its count
-                # no weight (the per-inference overhead absorbs it), a launch is never free.
-                mb = output_bytes(graph, k.main_op, by_index) / 1e6
-                ms = max(wm.unlisted_kernel_ms(mb), self.min_launch_ms)
+                ms = max(self._unlisted_ms(graph, k, by_index), self.min_launch_ms)
                 lo, hi = DEFAULT_KERNEL_LOG_INTERVAL
                 times.append(KernelTime(ms, ms * math.exp(lo), ms * math.exp(hi)))
         return times
+
+    def time_parts(
+        self, graph: Any, kernels: Sequence[Kernel], by_index: Mapping[int, Any] | None = None
+    ) -> dict[int, TimeParts]:
+        """Where each non-free kernel's time goes (launch, arithmetic, bytes, serial steps),
+        by kernel index: listed kinds as this device's analytic term splits them, others a
+        launch plus the bytes they write (all launch where floored at the cheapest launch)."""
+        by_index = by_index if by_index is not None else ops_by_index(graph)
+        listed, shapes = self._listed(graph, kernels, by_index)
+        cols = analytic_parts(self.analytic, [proxy_shape(s, self.kinds) for s in shapes])
+        parts = {
+            k.index: TimeParts(*(float(x) for x in row))
+            for k, row in zip(listed, cols, strict=True)
+        }
+        launch = self.whole.unlisted_kernel_ms(0.0)
+        for k in kernels:
+            if k.kind == "free" or k.index in parts:
+                continue
+            fitted = self._unlisted_ms(graph, k, by_index)
+            if fitted >= self.min_launch_ms:
+                parts[k.index] = TimeParts(launch=launch, memory=fitted - launch)
+            else:
+                parts[k.index] = TimeParts(launch=self.min_launch_ms)
+        return parts
+
+    def _listed(
+        self, graph: Any, kernels: Sequence[Kernel], by_index: Mapping[int, Any]
+    ) -> tuple[list[Kernel], list[KernelShape]]:
+        """The kernels a regressor prices (its own kind's or a proxy's), with their shapes."""
+        listed = [k for k in kernels if k.kind != "free" and self.covers(k.kind)]
+        shapes = [
+            shape_from_kernel(graph, k.op_indices, k.kind, k.name, by_index, self.gpu_family)
+            for k in listed
+        ]
+        return listed, shapes
+
+    def _unlisted_ms(self, graph: Any, kernel: Kernel, by_index: Mapping[int, Any]) -> float:
+        """What the whole-model term says a kernel the op-level data never lists costs (a
+        launch plus the MB it writes). The caller floors it at the cheapest kernel launch: the
+        fit may give its count no weight (the per-inference overhead absorbs it), a launch is
+        never free."""
+        mb = output_bytes(graph, kernel.main_op, by_index) / 1e6
+        return self.whole.unlisted_kernel_ms(mb)
 
     def total_from_parts(
         self,

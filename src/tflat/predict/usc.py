@@ -14,6 +14,15 @@ from tflat.predict.bundles import BUNDLED_DEVICES, bundle_json
 log = logging.getLogger(__name__)
 
 GPU_CONFIG = "gpu|float"
+#: The GPU math precision of the USC measurements: their README (dataset/cnn/README.md, commit
+#: 244b038) says the GPU kernels were timed "using 16-bit floating-point precision" (fp32 model
+#: files, the config their website calls "float32"); benchmark_model's
+#: --gpu_precision_loss_allowed, which their scripts do not show, defaults to fp16 math.
+USC_GPU_PRECISION = "fp16"
+PRECISION_SOURCE = (
+    "USC dataset/cnn/README.md (commit 244b038): ops_gpu measured 'using 16-bit floating-point "
+    "precision'; benchmark_model --gpu_precision_loss_allowed defaults to true"
+)
 
 #: The GPU model of each USC phone, for the delegate's per-GPU figures (compute units; the
 #: ``[gpu."family:model"]`` entries of gpu/rules/tflite_gpu.toml): the iPhone 7's A10 and the
@@ -71,11 +80,14 @@ def fit_usc_device(
             "kernel_rows": len(ops),
             "model_rows": len(rows),
             "models": len({r.model for r in rows}),
+            "precision_source": PRECISION_SOURCE,
         }
     )
-    return fit_device(
+    bundle = fit_device(
         ops, rows, "tflite_gpu", device=card, gpu_family=family, provenance=prov, **kwargs
     )
+    bundle["precision"] = USC_GPU_PRECISION  # a bundle that does not say is taken as fp16
+    return bundle
 
 
 def bundled_dir() -> Path:

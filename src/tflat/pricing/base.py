@@ -109,8 +109,10 @@ class PricingContext:
     #: the whole partition, in execution order (a pricer may look at a kernel's neighbours)
     kernels: tuple[Kernel, ...]
     ops_by_index: Mapping[int, Op]
-    #: the GPU math precision asked for: "fp16" (benchmark_model's
-    #: --gpu_precision_loss_allowed, what the shipped data was measured with) or "fp32"
+    #: the math precision the prices are in: the one the device's data was measured in ("fp16",
+    #: benchmark_model's --gpu_precision_loss_allowed, for the shipped phones; "fp32" on a
+    #: CPU). An estimate in the other one moves the GPU prices afterwards
+    #: (:mod:`tflat.pricing.precision`)
     precision: str = "fp16"
     extra: Mapping[str, object] = field(default_factory=dict)
 

@@ -1,7 +1,9 @@
 """The one place that composes prices into an :class:`~tflat.estimation.Estimate`.
 
-Graph --partition--> kernels --registry--> a :class:`~tflat.pricing.base.Price` per kernel
---partition edges--> copies --compose--> per layer, per kernel, per partition, total.
+Graph --loaded--> weights as the runtime holds them --partition--> kernels --registry--> a
+:class:`~tflat.pricing.base.Price` per kernel --partition edges--> copies --precision--> GPU
+prices in the math asked for (:mod:`tflat.pricing.precision`) --compose--> per layer, per
+kernel, per partition, total.
 
 Checked here: one price per kernel; the layer rows add up to the total; ``basis_ms`` adds up
 to ``total - overhead``. A mismatch is a warning on the estimate (and in the log), never a
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from tflat.estimation import Estimate, KernelEstimate, KernelRef, LayerEstimate, Role
 from tflat.model.ops import Graph, Op
 from tflat.pricing.base import Basis, PartitionEdge, Price, PricingContext
+from tflat.pricing.precision import check_precision, in_precision
 
 if TYPE_CHECKING:
     from tflat.gpu.kernel import Kernel
@@ -37,8 +40,11 @@ def estimate(
     device: str = "pixel4",
     db_url: str | None = None,
     input_shapes: InputShapes | None = None,
+    precision: str | None = None,
 ) -> Estimate:
-    """Estimate a model (a .tflite path or a read :class:`Graph`) on ``device``.
+    """Estimate a model (a .tflite path or a read :class:`Graph`) on ``device``, in the GPU
+    math ``precision`` ("fp16" or "fp32"; default: the one the device's data was measured in,
+    the other one is extrapolated and says so).
 
     ``input_shapes`` sets the model's input shapes, as :func:`~tflat.model.reader.read_model`
     takes them (needed for an input with a dynamic height or width; a path only).
@@ -48,16 +54,16 @@ def estimate(
     from tflat.pricing.registry import registry_for
 
     graph = _as_graph(path_or_graph, input_shapes)
-    return compose(graph, registry_for(device, db_url))
+    return compose(graph, registry_for(device, db_url), precision)
 
 
-def estimate_with(graph: Graph, predictor: object) -> Estimate:
+def estimate_with(graph: Graph, predictor: object, precision: str | None = None) -> Estimate:
     """Estimate ``graph`` with an already loaded predictor (or a
     :class:`~tflat.pricing.registry.PricerRegistry`): no database or file access."""
     from tflat.pricing.registry import PricerRegistry, registry_of
 
     registry = predictor if isinstance(predictor, PricerRegistry) else registry_of(predictor)
-    return compose(graph, registry)
+    return compose(graph, registry, precision)
 
 
 def _as_graph(
@@ -72,12 +78,15 @@ def _as_graph(
     return read_model(path_or_graph, input_shapes=input_shapes)
 
 
-def compose(graph: Graph, registry: PricerRegistry) -> Estimate:
-    """Partition ``graph``, price every kernel with its pricer and every partition edge, and
+def compose(graph: Graph, registry: PricerRegistry, precision: str | None = None) -> Estimate:
+    """Partition ``graph``, price every kernel with its pricer and every partition edge, move
+    the GPU prices to ``precision`` when the device's data was measured in the other one, and
     map the prices onto the graph's ops. Never drops an op."""
+    learned = registry.learned
+    wanted = check_precision(learned, precision)
+    graph = learned.loaded(graph)
     kernels = registry.kernels(graph)
     ops_by_index = {op.index: op for op in graph.ops}
-    learned = registry.learned
     ctx = PricingContext(graph, kernels, ops_by_index, precision=learned.precision)
     prices: dict[int, Price] = {}
     for pricer, group in registry.route(kernels):
@@ -89,6 +98,11 @@ def compose(graph: Graph, registry: PricerRegistry) -> Estimate:
     overhead_ms = float(learned.overhead_ms(ctx))
     low, high = _total_interval(kernels, prices, transfers, registry, overhead_ms)
     warnings: list[str] = []
+    if wanted != ctx.precision:
+        base_ms = sum(p.ms for p in prices.values()) + sum(t.ms for t in transfers.values())
+        moved = in_precision(ctx, learned, prices, (low, high), base_ms + overhead_ms, wanted)
+        prices, low, high = moved.prices, moved.low_ms, moved.high_ms
+        warnings.append(moved.warning)
     rows = [_kernel_row(k, prices[k.index], transfers.get(k.index)) for k in kernels]
     owner = _owners(kernels, ops_by_index, warnings)
     from tflat.model.shapes import unresolved_warnings
@@ -120,7 +134,9 @@ def compose(graph: Graph, registry: PricerRegistry) -> Estimate:
         kernels=tuple(rows),
         total_flops=sum(op.flops for op in graph.ops),
         warnings=tuple(warnings),
-        precision=ctx.precision,
+        precision=wanted,
+        measured_precision=ctx.precision,
+        cpu_io_ms=float(learned.cpu_io_ms(ctx)),
     )
 
 

@@ -14,8 +14,10 @@ the arithmetic of its own ``predict_graph`` (so estimates keep their figures to 
   ``learned``, others priced by a pooled model (their kind's, or all kinds') are
   ``extrapolated`` with the model named; kernels the delegate refuses are ``cpu``.
 
-Both also answer what only they know about a whole inference: its fixed overhead and the
-interval of a total (:class:`LearnedPricer`).
+Both also answer what only they know about a whole inference: the graph as their runtime
+holds it once loaded, its fixed overhead, the interval of a total, and (the GPU one) where each
+kernel's time goes, so :mod:`tflat.pricing.precision` can move it to the other math precision
+(:class:`LearnedPricer`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from tflat.pricing.base import Basis, Price, Pricer, PricingContext
 if TYPE_CHECKING:
     from tflat.cpu.predictor import CpuPredictor
     from tflat.gpu.kernel import Kernel
+    from tflat.gpu.precision import PrecisionMove
     from tflat.model.ops import Graph
     from tflat.predict.predictor import DeviceCard, KernelTime, Predictor
 
@@ -57,6 +60,11 @@ class LearnedPricer(Pricer):
     def precision(self) -> str:
         """The math precision the predictor's data was measured with ("fp16", "fp32")."""
 
+    def loaded(self, graph: Graph) -> Graph:
+        """``graph`` as the runtime holds it once the model is loaded: what :meth:`kernels`
+        and every pricer read (the GPU delegate folds constant fp16/int8 weights)."""
+        return graph
+
     @abstractmethod
     def kernels(self, graph: Graph) -> tuple[Kernel, ...]:
         """The kernels of ``graph`` under the delegate rules the predictor was trained with."""
@@ -68,6 +76,18 @@ class LearnedPricer(Pricer):
     @abstractmethod
     def overhead_ms(self, ctx: PricingContext) -> float:
         """The fixed cost of one inference of ``ctx.graph`` (not in any kernel's price)."""
+
+    def cpu_io_ms(self, ctx: PricingContext) -> float:
+        """Of :meth:`overhead_ms`: the CPU converting int8 graph inputs and outputs."""
+        return 0.0
+
+    def precision_move(
+        self, ctx: PricingContext, kernels: Sequence[Kernel], wanted: str
+    ) -> PrecisionMove | None:
+        """How ``kernels``' times (in :attr:`precision`) move to ``wanted`` math, or None when
+        this predictor cannot tell where a kernel's time goes (it prices only the precision
+        its data was measured in)."""
+        return None
 
     @abstractmethod
     def total_interval(
@@ -96,9 +116,10 @@ class GpuLearnedPricer(LearnedPricer):
 
     @property
     def precision(self) -> str:
-        # The GPU delegate's default math: benchmark_model allows fp16 precision loss unless
-        # told otherwise, and the shipped data was measured that way.
-        return str(self.predictor.bundle.get("precision", "fp16"))
+        return self.predictor.precision
+
+    def loaded(self, graph: Graph) -> Graph:
+        return self.predictor.loaded(graph)
 
     def kernels(self, graph: Graph) -> tuple[Kernel, ...]:
         from tflat.gpu import partition
@@ -135,7 +156,21 @@ class GpuLearnedPricer(LearnedPricer):
         return prices
 
     def overhead_ms(self, ctx: PricingContext) -> float:
-        return float(self.predictor.whole.overhead_ms)
+        return float(self.predictor.whole.overhead_ms) + self.cpu_io_ms(ctx)
+
+    def cpu_io_ms(self, ctx: PricingContext) -> float:
+        from tflat.gpu.precision import cpu_io_ms
+
+        return cpu_io_ms(ctx.graph, ctx.kernels)
+
+    def precision_move(
+        self, ctx: PricingContext, kernels: Sequence[Kernel], wanted: str
+    ) -> PrecisionMove:
+        from tflat.gpu.precision import precision_move
+
+        p = self.predictor
+        parts = p.time_parts(ctx.graph, kernels, ctx.ops_by_index)
+        return precision_move(parts, p.precision, wanted, p.gpu_family)
 
     def total_interval(
         self, total_ms: float, overhead_ms: float, prices: Sequence[Price]
@@ -158,8 +193,7 @@ class CpuLearnedPricer(LearnedPricer):
 
     @property
     def precision(self) -> str:
-        runtime = self.predictor.provenance.get("runtime", {})
-        return str(runtime.get("precision", "fp32")) if isinstance(runtime, dict) else "fp32"
+        return self.predictor.precision
 
     def kernels(self, graph: Graph) -> tuple[Kernel, ...]:
         return self.predictor.kernels(graph)

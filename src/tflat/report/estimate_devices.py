@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 #: Columns shown, in order; a card without one of them shows an empty cell.
-FIELDS = ("id", "name", "soc", "gpu", "source", "trained_at")
+FIELDS = ("id", "name", "soc", "gpu", "precision", "source", "trained_at")
 
 
 def card_dict(card: Any) -> dict[str, Any]:

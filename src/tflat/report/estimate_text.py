@@ -19,7 +19,7 @@ from tflat.report.fit_table import Column, FitTable
 CSV_COLUMNS = (
     "device", "index", "subgraph", "type", "output_shape", "kernel_index", "kernel",
     "kernel_kind", "role", "flops", "latency_ms", "low_ms", "high_ms", "share", "on_gpu",
-    "fallback", "known", "modelled", "basis", "note",
+    "fallback", "known", "modelled", "basis", "note", "precision",
 )  # fmt: skip
 #: How the table names each basis (its column is narrow).
 BASIS_SHORT = {"learned": "learned", "extrapolated": "extrap", "analytic": "analytic",
@@ -119,6 +119,7 @@ def to_csv(estimates: Sequence[Estimate]) -> str:
         for layer in est.layers:
             row = layer.to_dict()
             row["device"] = est.device
+            row["precision"] = est.precision
             row["output_shape"] = shape_text(layer.output_shape)
             row["kernel_index"] = "" if layer.kernel is None else layer.kernel.index
             row["kernel"] = row["kernel"] or ""
@@ -131,13 +132,22 @@ def to_csv(estimates: Sequence[Estimate]) -> str:
         share = est.overhead_ms / est.total_ms if est.total_ms > 0 else 0.0
         writer.writerow({"device": est.device, "type": "overhead", "role": "overhead",
                          "latency_ms": _precise(est.overhead_ms), "share": f"{share:.6f}",
-                         "note": "per inference, in no layer"})  # fmt: skip
+                         "note": "per inference, in no layer",
+                         "precision": est.precision})  # fmt: skip
         writer.writerow({"device": est.device, "type": "total", "role": "total",
                          "flops": est.total_flops, "latency_ms": _precise(est.total_ms),
                          "low_ms": _precise(est.total_low_ms),
                          "high_ms": _precise(est.total_high_ms), "share": "1.000000",
-                         "note": f"{round(est.interval * 100)} % interval"})  # fmt: skip
+                         "note": f"{round(est.interval * 100)} % interval",
+                         "precision": est.precision})  # fmt: skip
     return buf.getvalue()
+
+
+def precision_text(est: Estimate) -> str:
+    """The GPU math precision an estimate assumes, and whether the data was measured in it."""
+    if est.precision_basis == "learned":
+        return f"{est.precision} math (as the device's data was measured)"
+    return f"{est.precision} math, extrapolated from {est.measured_precision} measurements"
 
 
 def summary_lines(est: Estimate) -> list[tuple[str, str]]:
@@ -150,7 +160,10 @@ def summary_lines(est: Estimate) -> list[tuple[str, str]]:
         ("basis", basis_text(est)),
         ("layers", f"{ms_text(est.total_ms - est.overhead_ms)} ms in "
                    f"{len(est.kernels)} kernels for {len(est.layers)} ops"),
-        ("overhead", f"{ms_text(est.overhead_ms)} ms per inference"),
+        ("precision", precision_text(est)),
+        ("overhead", f"{ms_text(est.overhead_ms)} ms per inference"
+                     + (f", {ms_text(est.cpu_io_ms)} ms of it int8 input/output conversion on"
+                        " the CPU" if est.cpu_io_ms else "")),
         ("FLOPs", flops_text(est.total_flops)),
     ]  # fmt: skip
     fallback = est.fallback_layers
