@@ -490,3 +490,31 @@ def test_calibration_waits_briefly_for_the_fast_regime_but_fully_while_re_measur
         assert runner.wait_fast_s == WAIT_FAST_S
     assert runner.wait_fast_s == CALIBRATE_WAIT_FAST_S < WAIT_FAST_S
     assert LocalRunner().wait_fast_s == WAIT_FAST_S  # tflat bench and evaluate wait fully
+
+
+def test_cpu_prices_int8_kernels_as_int8_and_computes_in_fp32(tiny: dict[str, Any]) -> None:
+    """host-cpu: every kernel of a full-int8 or dynamic-range model is an int8 kernel (XNNPACK's
+    int8 paths), priced with the int8 scale; the estimate states fp32 and refuses fp16."""
+    from tflat.errors import PredictorError
+    from tflat.model.formats import build_in_format
+    from tflat.pricing.compose import estimate_with
+
+    bundle = json.loads(json.dumps(load_device_predictor("host-cpu", tiny["url"]).to_bundle()))
+    bundle["whole_model"] = {**bundle["whole_model"], "scale": 1.0, "int8_scale": 0.25}
+    predictor = CpuPredictor.from_bundle(bundle)
+    for fmt in ("int8", "dynamic"):
+        graph = read_model(build_in_format("mobilenetv2", fmt, width=0.25, input_size=64))
+        kernels, base = predictor.base_times(graph)
+        gp = predictor.predict_graph(graph)
+        convs = [
+            (b, t)
+            for k, b, t in zip(kernels, base, gp.kernel_times, strict=True)
+            if graph.ops[k.main_op].type == "CONV_2D"
+        ]
+        assert convs and all(b[3] for b, _ in convs), fmt  # flagged int8
+        assert all(t.latency_ms == pytest.approx(0.25 * b[1]) for b, t in convs), fmt
+    est = estimate_with(graph, predictor, precision="fp32")
+    assert (est.precision, est.precision_basis) == ("fp32", "learned")
+    assert estimate_with(graph, predictor).precision == "fp32"
+    with pytest.raises(PredictorError, match="computes in fp32 only"):
+        estimate_with(graph, predictor, precision="fp16")

@@ -108,3 +108,21 @@ def test_rules_are_data_with_known_kinds() -> None:
     assert {kind for kind, _ in rules.delegated.values()} <= set(KINDS)
     assert rules.fusable_activations <= set(rules.delegated)
     assert "TANH" not in rules.supported_fused_activations
+
+
+def test_hybrid_depthwise_is_refused_and_hybrid_conv_is_taken() -> None:
+    """Dynamic-range ops: XNNPACK quantizes a CONV_2D's input at run time (int8 GEMM) but
+    refuses a DEPTHWISE_CONV_2D with float input and int8 weights (mixed types)."""
+    from tflat.model.formats import build_in_format
+
+    graph = read_model(build_in_format("mobilenet", "dynamic", width=0.25, input_size=64))
+    kernels = partition(graph, rules="xnnpack")
+    by_type: dict[str, set[bool]] = {}
+    for k in kernels:
+        by_type.setdefault(graph.ops[k.main_op].type, set()).add(k.on_gpu)
+    assert by_type["CONV_2D"] == {True}
+    assert by_type["DEPTHWISE_CONV_2D"] == {False}
+    refused = [k for k in kernels if graph.ops[k.main_op].type == "DEPTHWISE_CONV_2D"]
+    assert all("int8 weights" in k.note for k in refused)
+    fp32 = read_model(build_in_format("mobilenet", "fp32", width=0.25, input_size=64))
+    assert all(k.on_gpu for k in partition(fp32, rules="xnnpack"))

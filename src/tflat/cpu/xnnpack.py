@@ -38,6 +38,7 @@ _OPTIONAL_SETS: Mapping[str, tuple[str, ...]] = {
     "fusable_pads": (),
     "pad_fuse_into": (),
     "trivial_builtin": (),
+    "hybrid_refused": (),
 }
 
 
@@ -60,6 +61,8 @@ class XnnpackRules:
     trivial_builtin: frozenset[str]
     #: op type -> (kernel kind, XNNPACK operator name)
     delegated: Mapping[str, tuple[str, str]]
+    #: dynamic-range op types (float input, int8 weights) XNNPACK refuses
+    hybrid_refused: frozenset[str] = frozenset()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> XnnpackRules:
@@ -111,6 +114,8 @@ def _refusal(op: Op, rules: XnnpackRules, static: set[int]) -> str | None:
     bad = sorted({t.dtype for t in dyn if t.dtype not in rules.activation_dtypes})
     if bad:
         return f"{op.type} on {'/'.join(bad)} tensors is not supported by XNNPACK"
+    if op.type in rules.hybrid_refused and _hybrid(op):
+        return f"{op.type} with float input and int8 weights is not supported by XNNPACK"
     if op.activation not in rules.supported_fused_activations:
         return f"fused {op.activation} is not supported by XNNPACK"
     if op.type in rules.static_weights:
@@ -120,6 +125,15 @@ def _refusal(op: Op, rules: XnnpackRules, static: set[int]) -> str | None:
     if any(d < 0 for t in op.inputs if t.index not in static for d in t.shape[1:]):
         return "dynamic shapes are not supported by XNNPACK"
     return None
+
+
+def _hybrid(op: Op) -> bool:
+    """A dynamic-range op: float activations, int8 weights."""
+    return (
+        len(op.inputs) > 1
+        and op.inputs[0].dtype == "float32"
+        and op.inputs[1].dtype in ("int8", "uint8")
+    )
 
 
 def partition(graph: Graph, rules: XnnpackRules | str | None = None) -> tuple[Kernel, ...]:
