@@ -171,9 +171,11 @@ class _Partitioner:
                 self.producer[t.index] = pos
         self.owner: dict[int, int] = {}  # fused op position -> main op position
         self.facts = load_precision_facts()
+        # op version and type limits, looked up once per op (supported() is asked often)
+        self.refused = {op.index: self.facts.refuses(op) for op in self.ops}
 
     def supported(self, op: Op) -> bool:
-        return op.type in self.rules.supported and not self.facts.refuses(op)
+        return op.type in self.rules.supported and not self.refused.get(op.index)
 
     def is_free(self, op: Op) -> bool:
         if op.type in self.rules.free:
@@ -292,7 +294,7 @@ class _Partitioner:
         """(kind, kernel name, on the GPU, note) of one main op."""
         names = self.rules.kernel_name
         if not self.supported(op):
-            why = self.facts.refuses(op) or "not supported by the delegate"
+            why = self.refused.get(op.index) or "not supported by the delegate"
             return "cpu_fallback", f"cpu:{op.type.lower()}", False, why
         if self.is_free(op):
             return "free", op.type.lower(), True, "no GPU work (layout only or constant weights)"
