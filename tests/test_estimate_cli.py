@@ -193,6 +193,11 @@ def test_precision_is_stated_and_fp32_is_extrapolated(capsys: pytest.CaptureFixt
     assert fp32["total_ms"] >= default["total_ms"]
     code, out, err = run(["estimate", str(MODEL), "-d", "pixel4", "--precision", "fp32"], capsys)
     assert code == 0 and "fp32 math, extrapolated from fp16 measurements" in out
+    argv = ["estimate", str(MODEL), "-d", "pixel4", "-d", "s10", "--precision", "fp32"]
+    code, out, err = run(argv, capsys)
+    per_device = out[out.index("per device") :]
+    assert code == 0 and "precision" in per_device and per_device.count("fp32") >= 2
+    assert "warning (s10): fp32 math is extrapolated" in out
     code, out, err = run(["estimate", str(MODEL), "-d", "pixel4", "--precision", "fp64"], capsys)
     assert code == 1 and err.count("\n") == 1 and "fp64" in err
 

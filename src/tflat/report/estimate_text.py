@@ -327,12 +327,13 @@ def _side_by_side(estimates: Sequence[Estimate], top_n: int) -> list[Any]:
     top = FitTable(f"top {top_n} layers by {first.device} ms", top_columns, top_rows)
 
     summary_columns = (
-        Column("device"), Column("total ms", "right"), Column(f"{pct} % interval ms", "right"),
+        Column("device"), Column("precision"), Column("total ms", "right"),
+        Column(f"{pct} % interval ms", "right"),
         Column("overhead ms", "right", drop=20), Column("CPU fallback ms", "right", drop=10),
         Column("kernels", "right", drop=30), Column("learned", "right", drop=25),
     )  # fmt: skip
     summary_rows = [
-        [e.device, ms_text(e.total_ms), _interval_text(e), ms_text(e.overhead_ms),
+        [e.device, e.precision, ms_text(e.total_ms), _interval_text(e), ms_text(e.overhead_ms),
          ms_text(e.cpu_ms), str(len(e.kernels)), _learned_share(e)]
         for e in estimates
     ]  # fmt: skip
