@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 
 from tflat.errors import SpecError
-from tflat.model.writer import INT8_SCALE, GraphBuilder, Tensor
+from tflat.model.builder import INT8_SCALE, Tensor
+from tflat.model.layers import GraphBuilder
 
 FORMATS = ("fp32", "fp16", "int8", "int8_io", "dynamic", "int8_weights")
 
@@ -50,10 +51,18 @@ class FormatBuilder(GraphBuilder):
         super().__init__(seed=seed, weights=weights, description=description)
         self.fmt = fmt
 
-    def input(self, shape: Sequence[int], name: str = "input") -> Tensor:
+    def input(
+        self,
+        shape: Sequence[int],
+        name: str = "input",
+        *,
+        dtype: str = "float32",
+        signature: Sequence[int] | None = None,
+    ) -> Tensor:
         if self.fmt != "int8_io":
-            return super().input(shape, name)
-        t = self._tensor(shape, "int8", name, scale=INT8_SCALE)
+            return super().input(shape, name, dtype=dtype, signature=signature)
+        # an int8 graph input carries its quantization, as the converter writes it
+        t = self._tensor(shape, "int8", name, scale=INT8_SCALE, signature=signature)
         self._inputs.append(t.index)
         return t
 
