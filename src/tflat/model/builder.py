@@ -123,9 +123,11 @@ class BuilderBase:
         *,
         dtype: str = "float32",
         signature: Sequence[int] | None = None,
+        scale: float | None = None,
     ) -> Tensor:
-        """A graph input (float32 unless told); ``signature`` marks dynamic dims with -1."""
-        t = self._tensor(shape, dtype, name, signature=signature)
+        """A graph input (float32 unless told; ``scale`` quantizes an int8 one, as the
+        converter writes it); ``signature`` marks dynamic dims with -1."""
+        t = self._tensor(shape, dtype, name, scale=scale, signature=signature)
         self._inputs.append(t.index)
         return t
 
@@ -231,7 +233,7 @@ class BuilderBase:
     ) -> None:
         s = self._s
         code = builtin_codes().get(kind)
-        key = (kind, version)
+        key = (kind, self._op_version(kind, inputs, version))
         if code is None:
             raise SpecError(f"unknown builtin op {kind}")
         self._codes.setdefault(key, len(self._codes))
@@ -248,6 +250,10 @@ class BuilderBase:
             op.builtinOptionsType = getattr(s.BuiltinOptions, options_name or "")
             op.builtinOptions = options
         self._ops.append(op)
+
+    def _op_version(self, kind: str, inputs: Sequence[Tensor | None], version: int) -> int:
+        """The version an op is written with (a subclass may pick another for its types)."""
+        return version
 
     def _act(self, activation: str) -> int:
         name = {"none": "NONE", "relu": "RELU", "relu6": "RELU6", "relu_n1_to_1": "RELU_N1_TO_1"}

@@ -26,7 +26,6 @@ version 5, DEPTHWISE_CONV_2D 6, FULLY_CONNECTED 12).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
@@ -51,21 +50,6 @@ class FormatBuilder(GraphBuilder):
         super().__init__(seed=seed, weights=weights, description=description)
         self.fmt = fmt
 
-    def input(
-        self,
-        shape: Sequence[int],
-        name: str = "input",
-        *,
-        dtype: str = "float32",
-        signature: Sequence[int] | None = None,
-    ) -> Tensor:
-        if self.fmt != "int8_io":
-            return super().input(shape, name, dtype=dtype, signature=signature)
-        # an int8 graph input carries its quantization, as the converter writes it
-        t = self._tensor(shape, "int8", name, scale=INT8_SCALE, signature=signature)
-        self._inputs.append(t.index)
-        return t
-
     def _weights(self, shape: Sequence[int], x: Tensor, name: str, axis: int) -> Tensor:
         if self.fmt not in ("dynamic", "int8_weights") or x.dtype != "float32":
             return super()._weights(shape, x, name, axis)
@@ -78,24 +62,13 @@ class FormatBuilder(GraphBuilder):
         self._op("DEQUANTIZE", [w], [out], version=2)
         return out
 
-    def _op(
-        self,
-        kind: str,
-        inputs: Sequence[Tensor | None],
-        outputs: Sequence[Tensor],
-        options: Any = None,
-        options_name: str | None = None,
-        version: int = 1,
-    ) -> None:
-        if (
-            kind in _HYBRID_VERSION
-            and len(inputs) > 1
-            and inputs[0] is not None
-            and inputs[1] is not None
-            and (inputs[0].dtype, inputs[1].dtype) == ("float32", "int8")
-        ):
-            version = max(version, _HYBRID_VERSION[kind])
-        super()._op(kind, inputs, outputs, options, options_name, version)
+    def _op_version(self, kind: str, inputs: Sequence[Tensor | None], version: int) -> int:
+        # a hybrid op (float input, int8 weight constant) has a version of its own
+        data, weights = (*inputs, None, None)[:2]
+        if kind not in _HYBRID_VERSION or data is None or weights is None:
+            return version
+        hybrid = (data.dtype, weights.dtype) == ("float32", "int8")
+        return max(version, _HYBRID_VERSION[kind]) if hybrid else version
 
 
 def build_in_format(
@@ -108,7 +81,9 @@ def build_in_format(
     if arch not in ARCHITECTURES:
         raise SpecError(f"unknown zoo architecture {arch!r}")
     b = FormatBuilder(fmt, seed=seed, description=f"tflat {arch} {fmt}")
-    x = b.input((1, input_size, input_size, 3))
+    shape = (1, input_size, input_size, 3)
+    # an int8 graph input carries its quantization, as the converter writes it
+    x = b.input(shape, dtype="int8", scale=INT8_SCALE) if fmt == "int8_io" else b.input(shape)
     int8 = fmt in ("int8", "int8_io")
     if fmt == "int8":
         x = b.quantize(x)
