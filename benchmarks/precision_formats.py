@@ -6,13 +6,15 @@ work at its edges (tflat.gpu.precision); the estimate must say so. Issue 18's ta
 phone: fp16-weight / fp32 within +-2 %, full-int8 / fp32 between 0.98 and 1.3, and
 ``--precision fp32`` at least the default (fp16) total.
 
-    python benchmarks/precision_formats.py [--rounds 15]
+    python benchmarks/precision_formats.py [--rounds 30]
 
 Networks: the zoo's MobileNetV2 and MobileNet v1 (its FULLY_CONNECTED head shows what becomes
-of a hybrid op above the delegate's version limit), written in each format of
-tflat.model.formats with one seed. The rate: LiteRT's builtin QUANTIZE + DEQUANTIZE kernels
-(optimized_ops, no XNNPACK, one thread) over a 1x224x224x3 tensor minus a 1x1x1x3 one; minimum
-of 100 invokes per round, median over rounds. Writes benchmarks/results/precision_formats.{json,md}.
+of a hybrid op above the delegate's version limit), written in each of tflat.WEIGHT_FORMATS
+with one seed. The rate: LiteRT's builtin QUANTIZE + DEQUANTIZE kernels (optimized_ops, no
+XNNPACK: host-cpu's ``cpu`` delegate setting, one thread) over a 1x224x224x3 tensor minus a
+1x1x1x3 one; the minimum over rounds of 100 invokes each (this shared machine is noisy:
+repeated runs gave 0.17 ns when quiet, up to 0.25 ns under other work). Writes
+benchmarks/results/precision_formats.{json,md}.
 """
 
 from __future__ import annotations
@@ -20,18 +22,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import statistics
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 import tflat
-from tflat.model.formats import FORMATS, build_in_format
-from tflat.model.writer import GraphBuilder
-from tflat.predict import BUNDLED_DEVICES
+from tflat import WEIGHT_FORMATS as FORMATS
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NETWORKS = ("mobilenetv2", "mobilenet")
@@ -43,9 +41,9 @@ def ratios(folder: Path) -> dict[str, Any]:
         paths = {}
         for fmt in FORMATS:
             paths[fmt] = folder / f"{arch}_{fmt}.tflite"
-            paths[fmt].write_bytes(build_in_format(arch, fmt))
+            paths[fmt].write_bytes(tflat.build_in_format(arch, fmt))
         per_device = {}
-        for dev in BUNDLED_DEVICES:
+        for dev in tflat.USC_DEVICES:
             ms = {f: tflat.estimate(p, device=dev).total_ms for f, p in paths.items()}
             fp32_math = tflat.estimate(paths["fp32"], device=dev, precision="fp32")
             per_device[dev] = {
@@ -60,48 +58,38 @@ def ratios(folder: Path) -> dict[str, Any]:
 
 
 def _qdq_model(shape: tuple[int, ...], path: Path) -> None:
-    b = GraphBuilder()
+    b = tflat.GraphBuilder()
     x = b.input(shape)
     b.output(b.dequantize(b.quantize(x)))
     path.write_bytes(b.to_bytes())
 
 
-def _min_invoke_us(path: Path, shape: tuple[int, ...], rounds: int) -> float:
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    it = Interpreter(
-        model_path=str(path),
-        num_threads=1,
-        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
-    )
-    it.allocate_tensors()
-    rng = np.random.default_rng(0)
-    it.set_tensor(it.get_input_details()[0]["index"], rng.standard_normal(shape, np.float32))
+def _min_invoke_us(runner: Any, path: Path, rounds: int) -> float:
+    """The minimum over ``rounds`` of 100 invokes each (after 20 untimed)."""
+    settings = tflat.RunSettings(delegate="cpu", threads=1, warmup=20, repeats=100)
     mins = []
     for _ in range(rounds):
-        for _ in range(20):
-            it.invoke()
-        ts = []
-        for _ in range(100):
-            start = time.perf_counter_ns()
-            it.invoke()
-            ts.append(time.perf_counter_ns() - start)
-        mins.append(min(ts) / 1e3)
-    return float(statistics.median(mins))
+        m = runner.measure(path, settings)
+        if not m.ok:
+            raise SystemExit(f"{path.name}: {m.status}: {m.error}")
+        mins.append(m.min_ms * 1e3)
+    return min(mins)
 
 
 def cpu_rate(folder: Path, rounds: int) -> dict[str, float]:
     big, small = (1, 224, 224, 3), (1, 1, 1, 3)
     _qdq_model(big, folder / "qdq_big.tflite")
     _qdq_model(small, folder / "qdq_small.tflite")
-    t_big = _min_invoke_us(folder / "qdq_big.tflite", big, rounds)
-    t_small = _min_invoke_us(folder / "qdq_small.tflite", small, rounds)
+    with tflat.get_runner("host-cpu") as runner:
+        t_big = _min_invoke_us(runner, folder / "qdq_big.tflite", rounds)
+        t_small = _min_invoke_us(runner, folder / "qdq_small.tflite", rounds)
     elements = int(np.prod(big)) - int(np.prod(small))
     # two conversions per element: QUANTIZE (float -> int8) and DEQUANTIZE (int8 -> float)
     return {
         "big_us": t_big,
         "small_us": t_small,
         "ns_per_element": (t_big - t_small) * 1e3 / (2 * elements),
+        "rounds": rounds,
     }
 
 
@@ -110,7 +98,7 @@ def markdown(result: dict[str, Any]) -> str:
         "# Weight formats and GPU math precision on the six phones",
         "",
         "Command: `python benchmarks/precision_formats.py` (estimates are deterministic; the CPU",
-        "rate is the median over rounds of the minimum of 100 invokes).",
+        "rate is the minimum over rounds of 100 invokes each).",
         "",
         "Ratios of each file's estimated total to the fp32 file's, at each device's measured",
         "precision (fp16 math); `fp32 math` is `--precision fp32` on the fp32 file over the",
@@ -143,6 +131,8 @@ def markdown(result: dict[str, Any]) -> str:
     lines += [
         "## CPU (de)quantize rate (this machine, a stand-in for a phone's big core)",
         "",
+        f"Minimum over {rate['rounds']} rounds of 100 invokes each.",
+        "",
         f"QUANTIZE + DEQUANTIZE of 1x224x224x3: {rate['big_us']:.1f} us; of 1x1x1x3: "
         f"{rate['small_us']:.1f} us; **{rate['ns_per_element']:.2f} ns per element** per "
         "conversion (`cpu_ns_per_element` in gpu/rules/tflite_gpu_precision.toml).",
@@ -153,7 +143,7 @@ def markdown(result: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--rounds", type=int, default=30)
     args = parser.parse_args()
     # every fp32-math estimate warns that it is extrapolated: the table below says it once
     logging.getLogger("tflat").setLevel(logging.ERROR)

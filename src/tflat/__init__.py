@@ -35,6 +35,8 @@ _LAZY: dict[str, str] = {
     "write_spec": "tflat.model.writer",
     "build_spec": "tflat.model.writer",
     "build_model": "tflat.model.zoo",
+    "build_in_format": "tflat.model.formats",
+    "WEIGHT_FORMATS": "tflat.model.formats:FORMATS",
     # delegates: which kernels run a graph
     "Kernel": "tflat.gpu",
     "partition": "tflat.cpu.delegates",
@@ -99,6 +101,7 @@ __all__ = [
     "SPREAD_LIMIT",
     "SPREAD_STATISTIC",
     "USC_DEVICES",
+    "WEIGHT_FORMATS",
     "BenchItem",
     "CampaignResult",
     "DeviceCard",
@@ -130,6 +133,7 @@ __all__ = [
     "__version__",
     "adaptive_specs",
     "bench_model",
+    "build_in_format",
     "build_model",
     "build_spec",
     "bundle_json",
@@ -204,6 +208,8 @@ if TYPE_CHECKING:
     from tflat.datasets.usc import load_usc
     from tflat.estimation import Estimate, KernelEstimate, LayerEstimate
     from tflat.gpu import Kernel
+    from tflat.model.formats import FORMATS as WEIGHT_FORMATS
+    from tflat.model.formats import build_in_format
     from tflat.model.ops import Graph, Op, TensorInfo
     from tflat.model.reader import read_model
     from tflat.model.shapes import parse_input_shapes, unresolved_warnings
