@@ -276,3 +276,50 @@ def test_without_sections_the_registry_routes_to_the_learned_pricer() -> None:
     for k in registry.kernels(graph):
         pricer = registry.pricer_for(k)
         assert pricer is (registry.free if k.kind == "free" else registry.learned)
+
+
+def test_another_precision_moves_every_gpu_price_whoever_priced_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fp32 math on a phone measured in fp16: every GPU kernel's price moves (learned ones
+    become extrapolated, an analytic section's stays analytic, both say so in their note),
+    CPU kernels and the copies at partition edges keep theirs, the rows still add up."""
+    here = {"analytic": f"{__name__}:Bytes", "edges": f"{__name__}:Copies"}
+    monkeypatch.setattr(PricerRegistry, "SECTIONS", here)
+    predictor = load_predictor("pixel4")
+    sections = {"analytic": {"launch_ms": 0.004, "gb_per_s": 10},
+                "edges": {"sync_ms": 0.05, "gb_per_s": 5}}  # fmt: skip
+    registry = PricerRegistry.from_bundle(
+        GpuLearnedPricer(predictor), {**predictor.bundle, "pricing": sections}
+    )
+    graph = _fallback_model(tmp_path)
+    base, fp32 = compose(graph, registry), compose(graph, registry, "fp32")
+    assert (base.precision, fp32.precision, fp32.measured_precision) == ("fp16", "fp32", "fp16")
+    moved = []
+    for a, b in zip(base.kernels, fp32.kernels, strict=True):
+        if a.on_gpu and a.kind != "free":
+            # a kernel all launch (as the learned predictor splits it) keeps its time
+            moved.append(b.latency_ms / a.latency_ms)
+            assert a.latency_ms <= b.latency_ms <= 2 * a.latency_ms
+            assert b.basis == ("analytic" if a.basis == "analytic" else "extrapolated")
+            assert "fp32 math extrapolated from fp16" in b.basis_note
+        else:
+            assert (b.latency_ms, b.transfer_ms, b.basis) == (a.latency_ms, a.transfer_ms, a.basis)
+    assert len(moved) >= 3 and max(moved) > 1.2 and fp32.basis_ms["learned"] == 0.0
+    assert fp32.total_ms == sum(layer.latency_ms for layer in fp32.layers) + fp32.overhead_ms
+    assert sum(fp32.basis_ms.values()) == pytest.approx(fp32.total_ms - fp32.overhead_ms)
+    assert base.total_low_ms <= fp32.total_low_ms <= fp32.total_ms <= fp32.total_high_ms
+    assert fp32.warnings[0].startswith("fp32 math is extrapolated from fp16 measurements")
+
+
+def test_a_predictor_that_cannot_split_its_times_prices_its_own_precision_only() -> None:
+    from tflat.errors import PredictorError, SpecError
+
+    graph = read_model(MODELS / "hand_recrop.tflite")
+    own = estimate_with(graph, _CPU)
+    assert estimate_with(graph, _CPU, precision="fp32").total_ms == own.total_ms
+    assert own.precision_basis == "learned"
+    with pytest.raises(PredictorError, match="test-cpu computes in fp32 only"):
+        estimate_with(graph, _CPU, precision="fp16")
+    with pytest.raises(SpecError, match="fp16 or fp32"):
+        estimate_with(graph, load_predictor("pixel4"), precision="fp8")
