@@ -44,6 +44,18 @@ def bundled_text(device: str) -> str | None:
         return None
 
 
+def shipped_devices() -> list[str]:
+    """Every device with a shipped bundle: the USC phones, then phones transferred from
+    published timings (``pixel7``, ``galaxy-s23``: ``tflat.devices``)."""
+    folder = resources.files("tflat").joinpath("data", "devices")
+    try:
+        names = [p.name for p in folder.iterdir()]
+    except (FileNotFoundError, OSError):
+        names = []
+    extra = sorted(n[: -len(".json")] for n in names if n.endswith(".json"))
+    return [*BUNDLED_DEVICES, *(d for d in extra if d not in BUNDLED_DEVICES)]
+
+
 @lru_cache(maxsize=16)
 def bundled_predictor(device: str) -> Predictor | None:
     """The shipped predictor of ``device`` (None: none ships), read once."""

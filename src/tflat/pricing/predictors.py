@@ -1,4 +1,5 @@
-"""Which predictor a device has: its bundle saved in the database, else the shipped one.
+"""Which predictor a device has: a bundle file named by path, else the bundle a user installed
+(``tflat device add``), else its bundle saved in the database, else the shipped one.
 
 Two bundle formats exist: a GPU predictor (:class:`tflat.predict.Predictor`, shipped for six
 phones or trained with ``tflat train``) and a calibrated one
@@ -8,14 +9,63 @@ phones or trained with ``tflat train``) and a calibrated one
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import re
+from pathlib import Path
 from typing import Any, cast
 
 from tflat.errors import PredictorError, StoreError
-from tflat.predict.bundles import BUNDLED_DEVICES, bundled_predictor
+from tflat.predict.bundles import bundled_predictor, shipped_devices
 from tflat.predict.predictor import DeviceCard, Predictor
 
 log = logging.getLogger(__name__)
+
+#: Environment variable naming the folder of installed bundles (``<id>.json`` each).
+DEVICES_DIR_ENV = "TFLAT_DEVICES_DIR"
+_INSTALLED_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def installed_dir() -> Path:
+    """Where ``tflat device add`` installs bundles: ``TFLAT_DEVICES_DIR``, else ``devices`` in
+    the user data folder (next to the default database)."""
+    env = os.environ.get(DEVICES_DIR_ENV)
+    if env:
+        return Path(env)
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("tflat", appauthor=False)) / "devices"
+
+
+def installed_bundle_path(device: str) -> Path | None:
+    """The installed bundle file of ``device``, if there is one."""
+    if not _INSTALLED_ID.match(device) or device.endswith(".json"):
+        return None
+    path = installed_dir() / f"{device}.json"
+    return path if path.is_file() else None
+
+
+def read_bundle_file(path: Path) -> dict[str, Any]:
+    """A bundle JSON file as a dict; unreadable or not JSON -> :class:`PredictorError`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PredictorError(f"cannot read predictor {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError:
+        raise PredictorError(f"predictor {path} is not a JSON file") from None
+    try:
+        bundle = json.loads(text)
+    except ValueError as exc:
+        raise PredictorError(f"predictor {path} is not valid JSON: {exc}") from exc
+    if not isinstance(bundle, dict):
+        raise PredictorError(f"predictor {path} is not a predictor bundle")
+    return bundle
+
+
+def _is_bundle_path(device: str) -> bool:
+    """``-d FILE.json`` (or any path with a folder in it) names a bundle file, not an id."""
+    return device.endswith(".json") or os.sep in device or "/" in device
 
 
 def predictor_from_bundle(bundle: dict[str, Any]) -> Predictor:
@@ -45,10 +95,20 @@ def _from_store(device: str, db_url: str | None) -> Predictor | None:
 
 
 def load_predictor(device: str, db_url: str | None = None) -> Predictor:
-    """The predictor of ``device``: from the database when one is saved there (a calibrated or
-    retrained device), else the bundled one. Unknown device -> :class:`PredictorError`."""
+    """The predictor of ``device``: a bundle file when ``device`` is a path (``model.json``),
+    else the installed bundle of that id (``tflat device add``), else the database's when one
+    is saved there (a calibrated or retrained device), else the shipped one. Unknown device ->
+    :class:`PredictorError`."""
+    if _is_bundle_path(device):
+        path = Path(device)
+        if not path.is_file():
+            raise PredictorError(f"no predictor bundle file {device}")
+        return predictor_from_bundle(read_bundle_file(path))
+    installed = installed_bundle_path(device)
+    if installed is not None:
+        return predictor_from_bundle(read_bundle_file(installed))
     found: Predictor | None = None
-    if db_url is not None or device not in BUNDLED_DEVICES:
+    if db_url is not None or device not in shipped_devices():
         # A database the user named must work: its failure is a StoreError (exit 2), never a
         # silent fall-back to the shipped bundle, which may not be the predictor they meant.
         found = _from_store(device, db_url)
@@ -71,12 +131,13 @@ def is_calibratable(device: str) -> bool:
 
 
 def list_devices(db_url: str | None = None, *, include_store: bool = True) -> list[DeviceCard]:
-    """Bundled devices, then devices with a predictor in the database.
+    """Shipped devices, then devices with a predictor in the database, then installed ones
+    (an installed bundle shadows the others of its id, as :func:`load_predictor` does).
 
     With ``db_url`` the database must work (else :class:`StoreError`); without it, a default
     database that cannot be opened only means no database predictors are listed."""
     cards: dict[str, DeviceCard] = {}
-    for dev in BUNDLED_DEVICES:
+    for dev in shipped_devices():
         pred = bundled_predictor(dev)
         if pred is not None:
             cards[dev] = pred.card
@@ -87,7 +148,23 @@ def list_devices(db_url: str | None = None, *, include_store: bool = True) -> li
             if db_url is not None:
                 raise
             log.info("no database predictors listed: %s", exc)
+    cards.update(_installed_cards())
     return list(cards.values())
+
+
+def _installed_cards() -> dict[str, DeviceCard]:
+    folder = installed_dir()
+    if not folder.is_dir():
+        return {}
+    cards: dict[str, DeviceCard] = {}
+    for path in sorted(folder.glob("*.json")):
+        if not _INSTALLED_ID.match(path.stem):
+            continue
+        try:
+            cards[path.stem] = predictor_from_bundle(read_bundle_file(path)).card
+        except PredictorError as exc:
+            log.warning("installed predictor %s: %s", path, exc)
+    return cards
 
 
 def _store_cards(db_url: str | None) -> dict[str, DeviceCard]:
