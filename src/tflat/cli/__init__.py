@@ -38,6 +38,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "estimate": ("tflat.cli.estimate", "estimate_cmd", "Estimate a model's latency per layer."),
     "devices": ("tflat.cli.estimate", "devices_cmd", "List the devices tflat can estimate for."),
     "calibrate": ("tflat.cli.calibrate", "calibrate_cmd", "Calibrate a new device end to end."),
+    "device": (
+        "tflat.cli.devices",
+        "device_group",
+        "Add a phone from a few timings, or sharpen a calibrated one (device add).",
+    ),
 }
 
 
