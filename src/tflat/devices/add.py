@@ -185,6 +185,7 @@ def _add_from_timings(
             "class_scale": tf.fit.scale,
             "overhead_ms": tf.fit.overhead_ms,
             "ridge_alpha": tf.fit.alpha,
+            "design_loo_mape_pct": tf.design_loo_mape_pct,
             "loo_mape_pct": tf.loo_mape_pct,
             "loo_log_residuals": list(tf.loo_log_residuals),
             "corpus_models": len(corpus),

@@ -11,11 +11,20 @@ latency.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from tflat.errors import TflatError
 from tflat.predict.train import ModelParts
+
+
+@dataclass(frozen=True)
+class TargetParts(ModelParts):
+    """:class:`ModelParts` with the fp16 MB each unlisted kernel writes (the transfer prices
+    them one by one; the USC rows give only their total, spread evenly)."""
+
+    unlisted_mb_each: tuple[float, ...] = ()
+
 
 #: Kinds the per-kernel regressors price (the others of a real graph are "unlisted").
 _PAD_TYPES = frozenset({"PAD", "PADV2", "MIRROR_PAD"})
@@ -23,7 +32,7 @@ _PAD_TYPES = frozenset({"PAD", "PADV2", "MIRROR_PAD"})
 
 def parts_from_graph(
     graph: Any, name: str, gpu_family: str, rules: str = "tflite_gpu"
-) -> ModelParts:
+) -> TargetParts:
     """The listed kernels of ``graph`` on a GPU of ``gpu_family`` (as
     :meth:`tflat.predict.Predictor.predict_graph` sees them), the count and fp16 MB of the
     other non-free kernels, and the PADs merged into listed kernels."""
@@ -39,7 +48,8 @@ def parts_from_graph(
     kernels = partition(graph, rules=rules, gpu_family=gpu_family)
     by_index = ops_by_index(graph)
     shapes = []
-    unlisted, unlisted_mb, pads = 0, 0.0, 0
+    unlisted_each: list[float] = []
+    pads = 0
     for k in kernels:
         if k.kind == "free":
             continue
@@ -49,16 +59,16 @@ def parts_from_graph(
             )
             pads += any(by_index[i].type in _PAD_TYPES for i in k.op_indices[1:])
         else:
-            unlisted += 1
-            unlisted_mb += output_bytes(graph, k.main_op, by_index) / 1e6
-    return ModelParts(
+            unlisted_each.append(output_bytes(graph, k.main_op, by_index) / 1e6)
+    return TargetParts(
         model=name,
         family=name,
         shapes=tuple(shapes),
-        unlisted_ops=unlisted,
-        unlisted_mb=unlisted_mb,
+        unlisted_ops=len(unlisted_each),
+        unlisted_mb=float(sum(unlisted_each)),
         measured_ms=None,
         merged_pads=pads,
+        unlisted_mb_each=tuple(unlisted_each),
     )
 
 
@@ -76,7 +86,7 @@ def structure_phone(family: str, available: Iterable[str]) -> str:
 
 def parts_from_usc(
     data: Any, gpu_family: str, models: Sequence[str] | None = None, *, exclude: Sequence[str] = ()
-) -> dict[str, ModelParts]:
+) -> dict[str, TargetParts]:
     """USC models as a GPU of ``gpu_family`` runs them: the kernel rows (structure only) of the
     phone of the same delegate family, shapes featurized for ``gpu_family``; ``exclude`` are
     phones whose rows may not be read (a phone left out in an evaluation)."""
@@ -93,4 +103,9 @@ def parts_from_usc(
     rows = [
         replace(m, mean_ms=0.0) for m in data.models_for(phone) if want is None or m.model in want
     ]
-    return {p.model: replace(p, measured_ms=None) for p in model_parts(ops, rows, gpu_family)}
+    out: dict[str, TargetParts] = {}
+    for p in model_parts(ops, rows, gpu_family):
+        each = (p.unlisted_mb / p.unlisted_ops,) * p.unlisted_ops if p.unlisted_ops else ()
+        fields = {f: getattr(p, f) for f in ModelParts.__dataclass_fields__}
+        out[p.model] = TargetParts(**{**fields, "measured_ms": None}, unlisted_mb_each=each)
+    return out

@@ -46,6 +46,7 @@ CLASSES = (
     "fully_connected",
     "pool_mean",
     "concat",
+    "unlisted",
 )
 _CLASS_OF_KIND = {
     "grouped_conv2d": "grouped",
@@ -59,6 +60,9 @@ _CLASS_OF_KIND = {
 ALPHAS = (0.3, 1.0, 3.0, 10.0)
 INTERVAL = 0.8
 MIN_TIMINGS = 3
+#: The copy kernel an unlisted kernel is priced as (channels; pixels follow from its MB).
+_COPY_CHANNELS = 64
+_MB_GRID = np.geomspace(1e-4, 300.0, 48)
 
 
 def kernel_class(shape: KernelShape) -> str:
@@ -76,15 +80,27 @@ def source_log_ms(sources: Sequence[Predictor], shapes: Sequence[KernelShape]) -
     return np.log(np.maximum(np.vstack([s.predict_shapes(shapes) for s in sources]), 1e-6))
 
 
-def class_sums(parts: ModelParts, mixed_ms: np.ndarray) -> np.ndarray:
-    """Per kernel class, the sum of the mixed kernel times of one model."""
+def class_sums(parts: ModelParts, mixed_ms: np.ndarray, unlisted_ms: float = 0.0) -> np.ndarray:
+    """Per kernel class, the sum of the mixed kernel times of one model (its unlisted kernels,
+    priced apart, in the last class)."""
     idx = [CLASSES.index(kernel_class(s)) for s in parts.shapes]
-    return np.bincount(np.asarray(idx, dtype=int), weights=mixed_ms, minlength=len(CLASSES))
+    sums = np.bincount(np.asarray(idx, dtype=int), weights=mixed_ms, minlength=len(CLASSES))
+    sums[CLASSES.index("unlisted")] = unlisted_ms
+    return sums
+
+
+def unlisted_mb_each(parts: ModelParts) -> tuple[float, ...]:
+    """The MB each unlisted kernel of ``parts`` writes (spread evenly when only the total is
+    known)."""
+    each = getattr(parts, "unlisted_mb_each", ())
+    if each or not parts.unlisted_ops:
+        return tuple(each)
+    return (parts.unlisted_mb / parts.unlisted_ops,) * parts.unlisted_ops
 
 
 @dataclass(frozen=True)
 class ClassFit:
-    """``total = sum_c scale[c] * kernels_c + overhead_ms`` on the mixed source kernel times."""
+    """``total = sum_c scale[c] * kernels_c + overhead_ms`` on the mixed source times."""
 
     scale: dict[str, float]
     overhead_ms: float
@@ -153,7 +169,7 @@ class TimingFit:
     measured_ms: tuple[float, ...]
     fitted_ms: tuple[float, ...]
     loo_log_residuals: tuple[float, ...]
-    alpha_loo_mape_pct: dict[str, float] = field(default_factory=dict)
+    design_loo_mape_pct: dict[str, float] = field(default_factory=dict)
 
     @property
     def loo_mape_pct(self) -> float:
@@ -179,8 +195,31 @@ class SourceMix:
     def mixed_ms(self, shapes: Sequence[KernelShape]) -> np.ndarray:
         return np.asarray(np.exp(source_log_ms(self.sources, shapes).mean(axis=0)))
 
+    def copy_ms(self, mb: Sequence[float] | np.ndarray, gpu_family: str) -> np.ndarray:
+        """The mixed time of a kernel that reads and writes ``mb`` (fp16): a 1x1 pooling, the
+        sources' plainest memory-bound kernel. Element-wise ops, activations and reshapes the
+        USC rows never list cost what moving their bytes costs on each source."""
+        grid = self._copy_grid(gpu_family)
+        x = np.log(np.clip(np.asarray(mb, dtype=float), _MB_GRID[0], _MB_GRID[-1]))
+        return np.asarray(np.exp(np.interp(x, np.log(_MB_GRID), np.log(grid))))
+
+    def _copy_grid(self, gpu_family: str) -> np.ndarray:
+        cache: dict[str, np.ndarray] = self.__dict__.setdefault("_copy_cache", {})
+        if gpu_family not in cache:
+            shapes = []
+            for mb in _MB_GRID:
+                px = max(1, round(math.sqrt(mb * 1e6 / (2 * _COPY_CHANNELS))))
+                shapes.append(KernelShape(kind="pool", h_in=px, w_in=px, cin=_COPY_CHANNELS,
+                                          h_out=px, w_out=px, cout=_COPY_CHANNELS,
+                                          flops=px * px * _COPY_CHANNELS,
+                                          gpu_family=gpu_family))  # fmt: skip
+            cache[gpu_family] = self.mixed_ms(shapes)
+        return cache[gpu_family]
+
     def class_sums(self, parts: ModelParts) -> np.ndarray:
-        return class_sums(parts, self.mixed_ms(parts.shapes))
+        family = parts.shapes[0].gpu_family if parts.shapes else "default"
+        unlisted = float(self.copy_ms(unlisted_mb_each(parts), family).sum())
+        return class_sums(parts, self.mixed_ms(parts.shapes), unlisted)
 
 
 def fit_timings(
@@ -198,8 +237,9 @@ def fit_timings(
     for a in alphas:
         r = _loo(x, y, a)
         residuals[a] = r
-        scores[f"{a:g}"] = float(np.mean(np.abs(np.expm1(-r))) * 100)
-    best = min(alphas, key=lambda a: (scores[f"{a:g}"], a))
+        scores[f"alpha={a:g}"] = float(np.mean(np.abs(np.expm1(-r))) * 100)
+    # the lowest error wins; on a tie the stronger pooling
+    best = min(alphas, key=lambda a: (scores[f"alpha={a:g}"], -a))
     fit = _fit_classes(x, y, best)
     return TimingFit(
         fit=fit,
@@ -208,7 +248,7 @@ def fit_timings(
         measured_ms=tuple(float(v) for v in y),
         fitted_ms=tuple(fit.total(row) for row in x),
         loo_log_residuals=tuple(float(v) for v in residuals[best]),
-        alpha_loo_mape_pct=scores,
+        design_loo_mape_pct=scores,
     )
 
 
@@ -275,11 +315,21 @@ def distill(
     given = [p for p in timed if p.measured_ms]
     sums = np.array([float(km.predict(p.shapes).sum()) if p.shapes else 0.0 for p in given])
     y = np.array([float(p.measured_ms or 0.0) for p in given])
-    coef = nnls_relative(np.column_stack([sums, np.ones(len(y))]), y)
+    fit = tf.fit
+    # Unlisted kernels: the bundle prices each at u_count + u_mb * MB (its whole-model term);
+    # those two are fitted to the transfer's copy price of the unlisted kernels seen.
+    family = next((s.gpu_family for s in shapes), "default")
+    mbs = np.array([mb for p in [*corpus, *timed] for mb in unlisted_mb_each(p)] or [0.01])
+    target = fit.scale["unlisted"] * mix.copy_ms(mbs, family)
+    u_coef = nnls_relative(np.column_stack([np.ones(len(mbs)), mbs]), target)
+    unlisted = np.array([u_coef[0] * p.unlisted_ops + u_coef[1] * p.unlisted_mb for p in given])
+    # the unlisted kernels keep the class fit's price; scale and overhead take the rest
+    rest = np.maximum(y - unlisted, 0.05 * y)
+    coef = nnls_relative(np.column_stack([sums, np.ones(len(y))]), rest)
     if coef[0] <= 0:
-        coef = np.array([1.0, tf.fit.overhead_ms])
+        coef = np.array([1.0, fit.overhead_ms])
     half = tf.log_half_width
-    refit_res = np.log(y / np.maximum(sums * coef[0] + coef[1], 1e-9))
+    refit_res = np.log(y / np.maximum(sums * coef[0] + coef[1] + unlisted, 1e-9))
     bundle: dict[str, Any] = {
         "format": BUNDLE_FORMAT,
         "format_version": BUNDLE_FORMAT_VERSION,
@@ -302,8 +352,13 @@ def distill(
         "whole_model": {
             "design": "transfer",
             "fitted_on": "timings",
-            "features": ["listed_kernel_sum_ms", "one"],
-            "coef": {"listed_kernel_sum_ms": float(coef[0]), "one": float(coef[1])},
+            "features": ["listed_kernel_sum_ms", "unlisted_ops", "unlisted_mb", "one"],
+            "coef": {
+                "listed_kernel_sum_ms": float(coef[0]),
+                "unlisted_ops": float(u_coef[0]),
+                "unlisted_mb": float(u_coef[1]),
+                "one": float(coef[1]),
+            },
             "log_interval": [-half, half],
             "defined_on": (
                 "listed kernels priced by the distilled transfer; the scale and overhead "
