@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -108,13 +108,14 @@ def _sources(device: str, from_devices: Sequence[str] | None) -> list[Any]:
 
 
 def timed_parts(
-    rows: Sequence[Timing], gpu_family: str, usc_parts: dict[str, ModelParts]
+    rows: Sequence[Timing], gpu_family: str, usc_parts: Mapping[str, ModelParts]
 ) -> list[ModelParts]:
     """Each timed model as the new phone partitions it, with its measured time."""
     from tflat.model import read_model
 
-    out = []
+    out: list[ModelParts] = []
     for t in rows:
+        parts: ModelParts
         if t.path is not None:
             try:
                 graph = read_model(t.path)
@@ -133,7 +134,7 @@ def zoo_corpus(gpu_family: str) -> list[ModelParts]:
     """The zoo networks of :data:`CORPUS_ZOO`, partitioned for ``gpu_family``."""
     from tflat.model import read_model, zoo
 
-    out = []
+    out: list[ModelParts] = []
     for arch, widths in CORPUS_ZOO:
         for w in widths:
             name = f"{arch}@{w:g}"

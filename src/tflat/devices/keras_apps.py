@@ -93,11 +93,14 @@ _V3_LARGE = (
 )  # fmt: skip
 
 
-def _v3_act(b: GraphBuilder, y: Tensor, conv: Callable[[str], Tensor], act: str) -> Tensor:
-    """A conv with ReLU fused, or followed by a HARD_SWISH op (the converter fuses no hswish)."""
-    if act == "relu":
-        return conv("relu")
-    return b.unary("HARD_SWISH", conv("none"))
+def _scalar(value: float) -> np.ndarray:
+    """A 0-d float32 constant (the converter writes scalar operands with shape [])."""
+    return np.asarray(value, dtype=np.float32)
+
+
+def _v3_activation(b: GraphBuilder, y: Tensor, act: str) -> Tensor:
+    """MobileNetV3's hard swish follows as its own op (the converter fuses no hard swish)."""
+    return b.unary("HARD_SWISH", y) if act == "hswish" else y
 
 
 def mobilenet_v3_large(
@@ -107,27 +110,24 @@ def mobilenet_v3_large(
     ADD, 16-channel 3x3/2 stem with hard swish, the 15 blocks (squeeze-excite: MEAN, 1x1 ReLU
     conv, 1x1 ReLU6 conv, MUL by 1/6, MUL), 1x1 conv to 960 x alpha, MEAN, 1x1 conv to 1280
     with hard swish, 1x1 conv classifier."""
-    x = b.add(b.mul(x, b.constant(np.float32(1 / 127.5))), b.constant(np.float32(-1.0)))
+    x = b.add(b.mul(x, b.constant(_scalar(1 / 127.5))), b.constant(_scalar(-1.0)))
     x = b.unary("HARD_SWISH", b.conv2d(x, 16, 3, stride=2))
     cin = 16
     for k, expansion, channels, se, act, stride in _V3_LARGE:
         cout = make_divisible(channels * alpha)
+        fused = "relu" if act == "relu" else "none"
         y = x
         if expansion != 1:
-            mid = make_divisible(cin * expansion)
-            src = y
-            y = _v3_act(b, y, lambda a, s=src, m=mid: b.conv2d(s, m, 1, activation=a), act)
-        src = y
-        y = _v3_act(
-            b, y, lambda a, s=src, kk=k, st=stride: b.depthwise_conv2d(s, kk, stride=st,
-                                                                        activation=a), act
-        )  # fmt: skip
+            y = b.conv2d(y, make_divisible(cin * expansion), 1, activation=fused)
+            y = _v3_activation(b, y, act)
+        y = b.depthwise_conv2d(y, k, stride=stride, activation=fused)
+        y = _v3_activation(b, y, act)
         if se:
             c = y.shape[-1]
             s = b.mean(y, keep_dims=True)
             s = b.conv2d(s, make_divisible(c * 0.25), 1, activation="relu")
             s = b.conv2d(s, c, 1, activation="relu6")
-            s = b.mul(s, b.constant(np.float32(1 / 6)))
+            s = b.mul(s, b.constant(_scalar(1 / 6)))
             y = b.mul(y, s)
         y = b.conv2d(y, cout, 1)
         x = b.add(x, y) if stride == 1 and cin == cout else y
@@ -203,7 +203,7 @@ def _layer_norm(b: KerasGraphBuilder, x: Tensor) -> Tensor:
     mean = b.mean_axes(x, (len(x.shape) - 1,), keep_dims=True)
     neg = b.neg(mean)
     var = b.mean_axes(b.squared_difference(x, mean), (len(x.shape) - 1,), keep_dims=True)
-    inv = b.rsqrt(b.add(var, b.constant(np.float32(1e-6))))
+    inv = b.rsqrt(b.add(var, b.constant(_scalar(1e-6))))
     gamma_shape = (1,) * (len(x.shape) - 1) + (c,)
     scale = b.mul(inv, b.constant(np.ones(gamma_shape, dtype=np.float32)))
     shift = b.mul(neg, scale)
