@@ -29,6 +29,15 @@ def postgres_base_url() -> str | None:
     return None
 
 
+@pytest.fixture(autouse=True)
+def _no_installed_devices(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Device bundles installed by whoever runs the tests (``tflat device add``) stay out of
+    them: every test sees an empty folder of installed bundles."""
+    monkeypatch.setenv("TFLAT_DEVICES_DIR", str(tmp_path_factory.mktemp("installed-devices")))
+
+
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A PostgreSQL URL whose search_path is a fresh schema of its own (dropped after)."""

@@ -184,3 +184,23 @@ def _store_cards(db_url: str | None) -> dict[str, DeviceCard]:
     finally:
         store.close()
     return cards
+
+
+def device_basis(provenance: Any) -> str:
+    """What a predictor rests on, in words for ``tflat devices``: measured kernels (the USC
+    data, a calibration, a phone's own rows) or a transfer from a few whole-model timings, and
+    whether timings sharpened it."""
+    prov = provenance if isinstance(provenance, dict) else {}
+    transfer = prov.get("transfer")
+    if isinstance(transfer, dict):
+        basis = f"transferred ({len(transfer.get('timings', []))} timings)"
+    elif "qed-usc" in str(prov.get("source", "")) and prov.get("basis") != "measured":
+        basis = "measured (USC kernels)"
+    elif "calibrate" in str(prov.get("source", "")) or "cv" in prov:
+        basis = "measured (calibrated)"
+    else:
+        basis = "measured"
+    sharpened = prov.get("sharpened")
+    if isinstance(sharpened, dict):
+        basis += f", sharpened ({len(sharpened.get('timings', []))} timings)"
+    return basis

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 #: Columns shown, in order; a card without one of them shows an empty cell.
-FIELDS = ("id", "name", "soc", "gpu", "precision", "source", "trained_at")
+FIELDS = ("id", "name", "soc", "gpu", "precision", "basis", "source", "trained_at")
 
 
 def card_dict(card: Any) -> dict[str, Any]:
@@ -23,6 +23,10 @@ def card_dict(card: Any) -> dict[str, Any]:
         data = {f: getattr(card, f, None) for f in FIELDS}
     if "source" not in data and "provenance" in data:
         data["source"] = data["provenance"]
+    if "basis" not in data:
+        from tflat.pricing.predictors import device_basis
+
+        data["basis"] = device_basis(data.get("provenance"))
     return {k: _plain(v) for k, v in data.items()}
 
 
