@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""Ship pixel7 and galaxy-s23: predictors transferred from the MobileNetV4 paper's Table 6.
+
+The paper (arXiv 2404.10518, Table 6) times ImageNet classifiers on the GPUs of the Pixel 7
+(Google Tensor G2, Mali-G710 MP7) and the Galaxy S23 (Snapdragon 8 Gen 2, Adreno 740). Seven
+of them are ``keras.applications`` models; this script writes them with tflat's own writer
+(:mod:`tflat.devices.keras_apps`, op for op like a Keras export), writes each phone's
+``model,ms`` timings CSV next to them, and runs the same transfer as ``tflat device add``
+(sources: the six USC phones; the USC data adds kernels to distil on). The bundles keep the
+timings, the CSV text and the published source in their provenance.
+
+    python scripts/build_table6.py [--published CSV] [--usc DIR] [--out DIR]
+
+Defaults: the USC folder of ``TFLAT_USC_DIR`` (else ``../shared/data/usc-mobile-ml-benchmark``
+next to the repository), ``published/published_tables.csv`` beside it, and the shipped bundle
+folder ``src/tflat/data/devices``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+
+#: tflat id -> (the paper's device name, the GPU's name, display name, SoC)
+PHONES = {
+    "pixel7": ("Pixel 7", "Mali-G710 MP7", "Google Pixel 7", "Google Tensor G2"),
+    "galaxy-s23": ("Samsung S23", "Adreno 740", "Samsung Galaxy S23", "Snapdragon 8 Gen 2"),
+}
+SOURCE_ID = "mnv4"
+
+
+def published_timings(path: Path, device: str) -> dict[str, dict[str, str]]:
+    """The Table 6 GPU rows of ``device`` for the models tflat can build, by paper name."""
+    from tflat.devices.keras_apps import TABLE6_MODELS
+
+    with path.open(newline="", encoding="utf-8") as fh:
+        rows = [
+            r
+            for r in csv.DictReader(fh)
+            if r["source_id"] == SOURCE_ID
+            and r["processor"] == "GPU"
+            and r["device"] == device
+            and r["model"] in TABLE6_MODELS
+        ]
+    found = {r["model"]: r for r in rows}
+    missing = sorted(set(TABLE6_MODELS) - set(found))
+    if missing:
+        raise SystemExit(f"{path}: no {device} GPU row for {', '.join(missing)}")
+    return found
+
+
+def model_file(paper_name: str) -> str:
+    from tflat.devices.keras_apps import TABLE6_MODELS
+
+    arch, width = TABLE6_MODELS[paper_name]
+    return f"{arch}_{width:g}.tflite"
+
+
+def build_models(folder: Path) -> None:
+    from tflat.devices.keras_apps import TABLE6_MODELS, build_keras_app
+
+    for name, (arch, width) in TABLE6_MODELS.items():
+        path = folder / model_file(name)
+        if not path.is_file():
+            path.write_bytes(build_keras_app(arch, width))
+            print(f"built {path.name} ({name})", flush=True)
+
+
+def write_timings(folder: Path, phone: str, rows: dict[str, dict[str, str]]) -> Path:
+    path = folder / f"{phone}.timings.csv"
+    lines = ["model,ms"] + [f"{model_file(n)},{float(r['latency_ms']):g}" for n, r in rows.items()]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def build_phone(phone: str, folder: Path, published: Path, usc: Path) -> dict[str, Any]:
+    from tflat.devices import add_device
+
+    paper_device, gpu, display, soc = PHONES[phone]
+    rows = published_timings(published, paper_device)
+    csv_path = write_timings(folder, phone, rows)
+    result = add_device(phone, gpu=gpu, timings=csv_path, usc=usc, name=display)
+    bundle = result.bundle
+    bundle["device"]["soc"] = soc
+    first = next(iter(rows.values()))
+    bundle["provenance"]["published"] = {
+        "source": first["source_title"],
+        "url": first["source_url"],
+        "location": first["source_location"],
+        "device": paper_device,
+        "precision": first["precision"],
+        "runtime": first["runtime"],
+        "data_file": "shared/data/published/published_tables.csv",
+        "models": {model_file(n): n for n in rows},
+    }
+    bundle["provenance"]["timings_csv"] = csv_path.read_text(encoding="utf-8")
+    bundle["provenance"]["models_built_by"] = "tflat.devices.keras_apps (scripts/build_table6.py)"
+    t = bundle["provenance"]["transfer"]
+    print(f"{phone}: {len(rows)} timings, leave-one-timing-out MAPE {t['loo_mape_pct']:.1f} %")
+    return bundle
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from tflat.datasets.usc import default_folder
+
+    usc = default_folder()
+    ap.add_argument(
+        "--published", type=Path, default=usc.parent / "published" / "published_tables.csv"
+    )
+    ap.add_argument("--usc", type=Path, default=usc)
+    ap.add_argument("--out", type=Path, default=REPO / "src" / "tflat" / "data" / "devices")
+    ap.add_argument("--models", type=Path, default=None, help="keep the built .tflite here")
+    ap.add_argument("--phones", default=",".join(PHONES))
+    args = ap.parse_args()
+    from tflat.devices.install import write_bundle_file
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = args.models or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        build_models(folder)
+        for phone in args.phones.split(","):
+            bundle = build_phone(phone, folder, args.published, args.usc)
+            out = write_bundle_file(args.out / f"{phone}.json", bundle)
+            print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
