@@ -255,8 +255,65 @@ def write_md(payload: dict[str, Any], out: Path) -> None:
 
 
 NOTES = """
-## Notes
-See the end of this file (kept by hand).
+## What is scored, and what the targets mean here
+
+The issue's targets are stated on CNN families this data does not hold (held out on purpose).
+Here the scored set is the 69 models of the USC data other than the ten, in five folds of
+whole families: the sources never saw a scored model's family (except the ten models
+themselves, which every source knows, as the shipped ones do), but the left-out phone's ten
+models include relatives of many scored ones (mobilenet_w1 for the other MobileNets, resnet18
+for 27 ResNets). The last column is the strict subset: the five scored models of families
+none of the ten belongs to (each is 20 %). On this set even the left-out phone's own full
+predictor (accuracy_usc.py's pipeline on all its other families, same folds) puts 92.8 / 85.5
+/ 97.1 / 89.9 / 92.8 / 91.3 % within ±10 % (mean 91.6 %), below the ten-model one: the
+op-profiled targets (every phone >= 90 %, mean >= 95 %, MAPE <= 4.5 %) are not met here
+(lowest s10 88.4 %, mean 93.5 %, MAPE up to 5.04 %); the timings targets (mean >= 75 %, every
+phone >= 60 %, MAPE <= 9 %, coverage >= 65 %) are.
+
+## The method (tflat.devices.transfer), and what was tried
+
+Whole-model timings only (figures: ±10 % share per phone, pixel4 / s10 / mi8se / a03s /
+iphone7 / iphonexs, this scoring, direct method unless said; each was measured once on these
+folds, so the choices below were made looking at them):
+
+1. Mixing whole-model times fails, as the issue says. The naive answer above; the same with
+   the nearest source's *measured* totals (not available for a new model): 68 / 64 / 67 / 74
+   / 57 / 65. Non-negative mix of the five sources' measured totals plus an offset, fitted on
+   the ten: 70 / 91 / 57 / 52 / 99 / 78. Each source's predictor with a whole-model term
+   (kernel-sum scale, count, overhead) refitted on the ten: 30-91 % by source; the best source
+   by leave-one-out on the ten 46 / 81 / 77 / 84 / 59 / 81; the geometric mean of the five
+   64 / 84 / 70 / 80 / 75 / 78; stacking them (NNLS on leave-one-out totals) 55 / 81 / 81 /
+   87 / 81 / 86. Errors are shared by all sources (pixel4: every source under-prices ResNets
+   by 10-30 % and over-prices ResNeXt by 20 %): the new phone differs by kernel kind.
+2. Kept: the geometric mean of the five source predictors per kernel of the new phone's own
+   partition, one scale per kernel class (1x1, spatial and Winograd conv, grouped, depthwise,
+   fully connected, pool/mean, concat) plus an overhead, least squares on log totals, class
+   scales ridge-pulled to their mean (strength by leave-one-timing-out error): 83 / 84 / 77 /
+   83 / 77 / 78 (mean 80.2). Source structure instead of the new phone's (each source prices
+   its own partition): 74.4 mean. Weighting same-vendor sources x2 / x4 / only: mean 80.4 /
+   80.0 / 76.3 (the spec sheet's vendor is no better prior than uniform; the figures in
+   data/gpus.toml are kept for provenance only). A free cost per unlisted kernel: mean 80.7
+   but pixel4 68. Kept instead: unlisted kernels priced as the sources' 1x1 copy kernel of the
+   same bytes, a class of its own (75 / 84 / 75 / 84 / 81 / 80 direct; it is what lets the
+   element-wise-heavy ConvNeXt-S of Table 6 be priced at all).
+3. The distilled bundle (what `device add` ships) is 0-4 points below the direct method
+   (distillation error); the interval of a total is the conformal band of the
+   leave-one-timing-out residuals (covers 71-88 %).
+4. Kernel-level limits: fitting a per-kind log-linear map from the five sources' *measured*
+   kernel times to the left-out phone's, on the ten models' kernel rows, gives 10-16 % kernel
+   MAPE on the other models against 6-10 % for trees trained on the ten's rows alone, and only
+   72 / 90 / 94 / 88 / 83 / 90 at model level even with the phone's true whole-model term.
+
+Ten op-profiled models: `tflat train` on them (the op-profiled column) beat every use of the
+sources tried, so `device add` without --timings trains on the phone's own rows:
+per-class source mixing fitted on the ten's kernel rows and totals (mean 55-65 %); the other
+training models' kernel rows pseudo-labelled from the sources added to training (81 / 88 / 93
+/ 87 / 93 / 96); the whole-model design chosen by simulating ten models on each source (94 /
+87 / 96 / 90 / 97 / 91); the whole-model term fitted on the ten plus transfer-predicted totals
+(worse with any weight); the sources' predicted non-kernel time as a feature (no change); a
+geometric blend with the transfer at weight 0.1 (93 / 90 / 97 / 94 / 97 / 91, +0.2 points,
+not one bundle). What limits it is the whole-model term: fitted on all 79 models with the
+*measured* kernel times, in sample, it puts s10 at 91.3 % (the others 97-100 %).
 """
 
 
