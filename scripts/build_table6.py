@@ -11,15 +11,16 @@ timings, the CSV text and the published source in their provenance.
 
     python scripts/build_table6.py [--published CSV] [--usc DIR] [--out DIR]
 
-Defaults: the USC folder of ``TFLAT_USC_DIR`` (else ``../shared/data/usc-mobile-ml-benchmark``
-next to the repository), ``published/published_tables.csv`` beside it, and the shipped bundle
-folder ``src/tflat/data/devices``.
+Defaults: the USC data of ``TFLAT_USC_DIR`` (else the copy shipped in the package),
+``published/published_tables.csv`` beside that folder (else in ``../shared/data`` next to the
+repository), and the shipped bundle folder ``src/tflat/data/devices``.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -33,6 +34,14 @@ PHONES = {
     "galaxy-s23": ("Samsung S23", "Adreno 740", "Samsung Galaxy S23", "Snapdragon 8 Gen 2"),
 }
 SOURCE_ID = "mnv4"
+
+
+def default_published() -> Path:
+    """The published-tables CSV beside the USC data named by ``TFLAT_USC_DIR``, else in the
+    shared data folder next to the repository."""
+    env = os.environ.get("TFLAT_USC_DIR")
+    base = Path(env).parent if env else REPO.parent / "shared" / "data"
+    return base / "published" / "published_tables.csv"
 
 
 def published_timings(path: Path, device: str) -> dict[str, dict[str, str]]:

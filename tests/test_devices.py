@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 
 from tflat.cli import main
-from tflat.datasets.usc import default_folder
+from tflat.datasets.usc import default_folder, have_usc
 from tflat.devices.gpus import gpu_spec
 from tflat.errors import TflatError
 from tflat.model import read_model
 from tflat.model.zoo import build_model
 
 USC = default_folder()
-HAVE_USC = (USC / "tflite_cnn_ops_gpu.csv").is_file()
+HAVE_USC = have_usc()
 TEN = ("mobilenet_w1", "mobilenetv2_w1", "mobilenetv3_large_w1", "mobilenetv3_small_w1",
        "resnet18", "densenet121", "squeezenet_v1_1", "proxylessnas_mobile", "regnety004",
        "resnext14_32x4d")  # fmt: skip
@@ -190,10 +190,10 @@ def test_a_missing_bundle_file_is_one_line(tmp_path: Path, capsys: Any) -> None:
 def test_transfer_with_one_usc_phone_left_out_beats_scaling_the_nearest() -> None:
     """iphone7 left out: the five other shipped predictors and its ten whole-model times
     predict twenty other models; the naive answer scales the nearest phone's measured times."""
+    from tflat import load_predictor
     from tflat.datasets.usc import load_usc
     from tflat.devices import transfer
     from tflat.devices.structure import parts_from_usc
-    from tflat.predict import load_predictor
 
     data = load_usc(USC)
     target = "iphone7"
@@ -276,8 +276,8 @@ def test_timings_sharpen_a_calibrated_host_cpu(
     """A tiny real calibration of this machine's CPU, then three timings (the estimates x 1.3,
     as if the whole networks ran slower than their ops alone): the sharpened predictor, saved
     in the database, estimates them within a few per cent and says so in tflat devices."""
+    from tflat import load_predictor
     from tflat.calibrate import calibrate
-    from tflat.predict import load_predictor
 
     plan = tmp_path / "tiny.toml"
     plan.write_text(TINY_PLAN, encoding="utf-8")

@@ -68,7 +68,7 @@ def add_device(
     name: str | None = None,
 ) -> AddResult:
     """Build the predictor of ``device`` (see the module docstring for the three ways)."""
-    from tflat.predict.bundles import is_calibratable
+    from tflat.pricing.predictors import is_calibratable
 
     if is_calibratable(device):
         if timings is None:
@@ -93,7 +93,8 @@ def add_device(
 
 
 def _sources(device: str, from_devices: Sequence[str] | None) -> list[Any]:
-    from tflat.predict.bundles import BUNDLED_DEVICES, load_predictor
+    from tflat.predict.bundles import BUNDLED_DEVICES
+    from tflat.pricing.predictors import load_predictor
 
     ids = list(from_devices) if from_devices else [d for d in BUNDLED_DEVICES if d != device]
     if device in ids:

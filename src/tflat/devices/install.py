@@ -1,8 +1,8 @@
 """Installing a device bundle: predictors a user added with ``tflat device add``.
 
-They live as ``<id>.json`` in one folder (:func:`tflat.predict.bundles.installed_dir`:
+They live as ``<id>.json`` in one folder (:func:`tflat.pricing.predictors.installed_dir`:
 ``TFLAT_DEVICES_DIR`` when set, else ``devices`` in the user data folder), where
-:func:`tflat.predict.load_predictor` finds them, so ``-d ID`` works from then on. A bundle is
+:func:`tflat.load_predictor` finds them, so ``-d ID`` works from then on. A bundle is
 written whole through a temporary name; an id must be a plain file name.
 """
 
@@ -46,7 +46,7 @@ def write_bundle_file(path: Path, bundle: dict[str, Any]) -> Path:
 
 def install_bundle(device: str, bundle: dict[str, Any]) -> Path:
     """Install ``bundle`` as the predictor of ``device``; returns its path."""
-    from tflat.predict.bundles import installed_dir
+    from tflat.pricing.predictors import installed_dir
 
     check_id(device)
     return write_bundle_file(installed_dir() / f"{device}.json", bundle)

@@ -51,8 +51,8 @@ def sharpened_bundle(
 ) -> dict[str, Any]:
     """``bundle`` with its whole-model term scaled by ``factor`` (GPU bundles: every
     coefficient but the overhead; CPU bundles: the kernel scales and per-kernel term)."""
+    from tflat.cpu.predictor import BUNDLE_FORMAT as CPU_FORMAT
     from tflat.devices.transfer import conformal_half_width
-    from tflat.predict.cpu_features import BUNDLE_FORMAT as CPU_FORMAT
 
     out = copy.deepcopy(bundle)
     wm = out["whole_model"]
@@ -82,11 +82,11 @@ def sharpen_device(device: str, timings_csv: Path, db_url: str | None) -> Any:
     from tflat.devices.add import AddResult
     from tflat.devices.timings import read_timings
     from tflat.model import read_model
-    from tflat.predict.bundles import load_predictor, predictor_from_bundle
+    from tflat.pricing.predictors import load_predictor, predictor_from_bundle
 
     rows = read_timings(timings_csv)
     predictor = load_predictor(device, db_url)
-    from tflat.predict.cpu_features import CpuPredictor
+    from tflat.cpu.predictor import CpuPredictor
 
     found: Any = predictor
     # a CPU predictor keeps no bundle dict: it writes one

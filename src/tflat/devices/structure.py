@@ -37,13 +37,8 @@ def parts_from_graph(
     :meth:`tflat.predict.Predictor.predict_graph` sees them), the count and fp16 MB of the
     other non-free kernels, and the PADs merged into listed kernels."""
     from tflat.gpu import partition
-    from tflat.predict.features import (
-        LISTED_KINDS,
-        PROXY_KIND,
-        ops_by_index,
-        output_bytes,
-        shape_from_kernel,
-    )
+    from tflat.predict.features import LISTED_KINDS, PROXY_KIND
+    from tflat.predict.shapes import ops_by_index, output_bytes, shape_from_kernel
 
     kernels = partition(graph, rules=rules, gpu_family=gpu_family)
     by_index = ops_by_index(graph)

@@ -304,6 +304,14 @@ def _kernel_interval(
     return out
 
 
+def _precision(mix: SourceMix) -> str:
+    """The GPU math precision of the sources' measurements (they must agree)."""
+    found = {str(getattr(s, "precision", "fp16")) for s in mix.sources}
+    if len(found) != 1:
+        raise TflatError(f"source devices were measured in different precisions: {sorted(found)}")
+    return found.pop()
+
+
 def distill(
     mix: SourceMix,
     tf: TimingFit,
@@ -320,8 +328,9 @@ def distill(
 
     from tflat.predict.features import ANALYTIC_COLUMNS, FEATURE_NAMES
     from tflat.predict.predictor import BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION
-    from tflat.predict.train import GBDT_PARAMS, _fit_kernels, _version
+    from tflat.predict.train import GBDT_PARAMS, _fit_kernels
     from tflat.predict.whole import nnls_relative
+    from tflat.version import __version__
 
     shapes = _kernel_corpus([*corpus, *timed])
     if not shapes:
@@ -355,7 +364,9 @@ def distill(
         "device": dict(device),
         "gpu_family": gpu_family,
         "rules": "tflite_gpu",
-        "tflat_version": _version(),
+        # the sources' data was measured in this math precision; the transfer inherits it
+        "precision": _precision(mix),
+        "tflat_version": __version__,
         "trained_at": _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat(),
         "provenance": dict(provenance),
         "features": list(FEATURE_NAMES),
