@@ -28,9 +28,7 @@ import build_table6 as t6  # noqa: E402
 
 
 def run_phone(phone: str, folder: Path, published: Path, usc: Path) -> dict[str, Any]:
-    from tflat.devices import add_device
-    from tflat.model import read_model
-    from tflat.predict.predictor import Predictor
+    import tflat
 
     paper_device, gpu, _, _ = t6.PHONES[phone]
     rows = t6.published_timings(published, paper_device)
@@ -44,8 +42,8 @@ def run_phone(phone: str, folder: Path, published: Path, usc: Path) -> dict[str,
             if not link.exists():
                 link.symlink_to(folder / t6.model_file(n))
         csv_path = t6.write_timings(sub, phone, keep)
-        bundle = add_device(phone, gpu=gpu, timings=csv_path, usc=usc).bundle
-        gp = Predictor(bundle).predict_graph(read_model(folder / t6.model_file(held)))
+        bundle = tflat.add_device(phone, gpu=gpu, timings=csv_path, usc=usc).bundle
+        gp = tflat.Predictor(bundle).predict_graph(tflat.read_model(folder / t6.model_file(held)))
         paper = float(rows[held]["latency_ms"])
         out[held] = {
             "paper_ms": paper,

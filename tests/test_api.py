@@ -14,7 +14,7 @@ import tflat
 
 REPO = Path(__file__).resolve().parents[1]
 SUBPACKAGES = ("model", "gpu", "cpu", "plans", "bench", "store", "predict", "pricing",
-               "calibrate", "report", "datasets", "estimation", "errors")  # fmt: skip
+               "calibrate", "devices", "report", "datasets", "estimation", "errors")  # fmt: skip
 
 
 def test_import_tflat_loads_no_heavy_module() -> None:

@@ -86,6 +86,12 @@ _LAZY: dict[str, str] = {
     "evaluate_device": "tflat.calibrate.workflows",
     # (not "calibrate": tflat.calibrate is the subpackage, which an import would shadow it with)
     "calibrate_device": "tflat.calibrate:calibrate",
+    # a device from little: timings transferred from the shipped phones, or a sharpened one
+    "add_device": "tflat.devices.add",
+    "AddResult": "tflat.devices.add",
+    "install_device": "tflat.devices.install:install_bundle",
+    "write_bundle_file": "tflat.devices.install",
+    "save_sharpened": "tflat.devices.sharpen",
     "evaluate_models": "tflat.calibrate",
     # progress of long calls (reported by the library, drawn by the CLI)
     "Step": "tflat.progress",
@@ -102,6 +108,7 @@ __all__ = [
     "SPREAD_STATISTIC",
     "USC_DEVICES",
     "WEIGHT_FORMATS",
+    "AddResult",
     "BenchItem",
     "CampaignResult",
     "DeviceCard",
@@ -132,6 +139,7 @@ __all__ = [
     "WideSpread",
     "__version__",
     "adaptive_specs",
+    "add_device",
     "bench_model",
     "build_in_format",
     "build_model",
@@ -151,6 +159,7 @@ __all__ = [
     "get_runner",
     "import_measurements_csv",
     "import_usc",
+    "install_device",
     "list_devices",
     "load_plan",
     "load_predictor",
@@ -162,10 +171,12 @@ __all__ = [
     "read_model",
     "relative_spread",
     "run_campaign",
+    "save_sharpened",
     "summarize_plan",
     "train_device",
     "unresolved_warnings",
     "usc_family_of",
+    "write_bundle_file",
     "write_plot",
     "write_spec",
 ]
@@ -206,6 +217,10 @@ if TYPE_CHECKING:
     from tflat.datasets.usc import DEVICES as USC_DEVICES
     from tflat.datasets.usc import family_of as usc_family_of
     from tflat.datasets.usc import load_usc
+    from tflat.devices.add import AddResult, add_device
+    from tflat.devices.install import install_bundle as install_device
+    from tflat.devices.install import write_bundle_file
+    from tflat.devices.sharpen import save_sharpened
     from tflat.estimation import Estimate, KernelEstimate, LayerEstimate
     from tflat.gpu import Kernel
     from tflat.model.formats import FORMATS as WEIGHT_FORMATS

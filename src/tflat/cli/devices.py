@@ -8,6 +8,9 @@ from pathlib import Path
 
 import click
 
+import tflat
+from tflat.errors import TflatError
+
 
 @click.group("device")
 def device_group() -> None:
@@ -54,36 +57,27 @@ def add_cmd(
     """Build the predictor of a phone from a few whole-model timings (and its GPU's name),
     from its own few op-profiled models (--usc/--db, no --timings), or sharpen a calibrated
     host-cpu / android:SERIAL device with --timings. Installs it so that '-d ID' works."""
-    from tflat.devices import add_device
-    from tflat.devices.install import install_bundle, write_bundle_file
-    from tflat.errors import TflatError
-
     if usc is not None and db_url is not None:
         raise TflatError("--usc and --db exclude each other")
     sources = [d.strip() for d in from_devices.split(",") if d.strip()] if from_devices else None
     if from_devices is not None and not sources:
         raise TflatError("--from-devices: no device ids")
-    result = add_device(device_id, gpu=gpu, timings=timings, usc=usc, db_url=db_url,
+    result = tflat.add_device(device_id, gpu=gpu, timings=timings, usc=usc, db_url=db_url,
                         from_devices=sources, name=name)  # fmt: skip
     for line in _summary(result):
         click.echo(line)
     if output is not None:
-        write_bundle_file(output, result.bundle)
+        tflat.write_bundle_file(output, result.bundle)
         click.echo(f"written to {output} (use it with -d {output})")
     elif result.mode == "sharpen":
-        from tflat.devices.sharpen import save_sharpened
-
-        save_sharpened(device_id, result.bundle, db_url)
+        tflat.save_sharpened(device_id, result.bundle, db_url)
         click.echo(f"saved in the database: -d {device_id} uses it from now on")
     else:
-        path = install_bundle(device_id, result.bundle)
+        path = tflat.install_device(device_id, result.bundle)
         click.echo(f"installed {path}: -d {device_id} uses it from now on")
 
 
-def _summary(result: object) -> list[str]:
-    from tflat.devices.add import AddResult
-
-    assert isinstance(result, AddResult)
+def _summary(result: tflat.AddResult) -> list[str]:
     b = result.bundle
     lo, hi = b.get("whole_model", {}).get("log_interval", [0.0, 0.0])
     lines = []
