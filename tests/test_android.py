@@ -19,6 +19,7 @@ from tflat.bench.android import (
     CommandResult,
     parse_adb_devices,
     parse_gles_line,
+    remote_name,
 )
 from tflat.errors import DeviceError
 
@@ -101,10 +102,11 @@ def test_gpu_measurement_commands_and_result(binary: Path) -> None:
     remote = "/data/local/tmp/tflat"
     assert ["adb", "-s", "9A1", "push", str(binary), f"{remote}/benchmark_model"] in phone.calls
     assert ["adb", "-s", "9A1", "shell", "chmod", "+x", f"{remote}/benchmark_model"] in phone.calls
-    assert ["adb", "-s", "9A1", "push", str(MODEL), f"{remote}/hand_recrop.tflite"] in phone.calls
+    pushed = f"{remote}/{remote_name(MODEL)}"
+    assert ["adb", "-s", "9A1", "push", str(MODEL.resolve()), pushed] in phone.calls
     run = phone.calls[-1]
     assert run[:5] == ["adb", "-s", "9A1", "shell", f"{remote}/benchmark_model"]
-    assert f"--graph={remote}/hand_recrop.tflite" in run
+    assert f"--graph={pushed}" in run
     assert "--use_gpu=true" in run and "--gpu_precision_loss_allowed=true" in run
     assert "--num_runs=50" in run and "--warmup_runs=1" in run
     assert not any(a.startswith("--num_threads") for a in run)

@@ -3,7 +3,13 @@
 The user brings a ``benchmark_model`` binary built for the phone (TFLite's or LiteRT's); tflat
 pushes it and each model to ``/data/local/tmp/tflat/``, runs it with the GPU delegate or on CPU,
 and parses what it prints (:mod:`tflat.bench.parse`). Every adb call is an argument list with a
-timeout, through one injectable executor: the only stand-in tests use, replaying recorded output.
+timeout, through one injectable executor (tests replay recorded output through it, or put a
+fake ``adb`` executable first on PATH).
+
+Why every shell word is quoted: ``adb shell a b c`` does not pass an argument list to the phone,
+it joins the words with spaces and hands the line to the phone's ``sh``. A model named
+``a;touch X;b.tflite`` would run ``touch X`` there. So each word goes through ``shlex.quote``,
+and models are pushed under names tflat chooses (their content hash), never their own.
 
 ``benchmark_model`` prints aggregates, not every run: measurements carry them in
 ``Measurement.reported`` and leave ``samples_ms`` empty.
@@ -11,7 +17,9 @@ timeout, through one injectable executor: the only stand-in tests use, replaying
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import shlex
 import shutil
 import subprocess
 from collections.abc import Callable, Sequence
@@ -93,7 +101,9 @@ class AndroidRunner(Runner):
             raise DeviceError(f"adb timed out on {self.serial}: {exc}") from exc
 
     def shell(self, *args: str, timeout_s: float = _ADB_TIMEOUT_S) -> CommandResult:
-        return self.adb("shell", *args, timeout_s=timeout_s)
+        """Run ``args`` on the phone as one command: adb joins them into a line for the phone's
+        ``sh``, so each word is quoted for it and none can start another command."""
+        return self.adb("shell", *(shlex.quote(a) for a in args), timeout_s=timeout_s)
 
     def check_device(self) -> None:
         """The phone is listed by ``adb devices`` in state ``device``, else DeviceError."""
@@ -121,7 +131,7 @@ class AndroidRunner(Runner):
         self.check_device()
         self._must(self.shell("mkdir", "-p", str(self.remote_dir)), "mkdir")
         remote = str(self.remote_dir / "benchmark_model")
-        self._must(self.adb("push", str(binary), remote, timeout_s=_PUSH_TIMEOUT_S), "push")
+        self._must(self.adb("push", _local(binary), remote, timeout_s=_PUSH_TIMEOUT_S), "push")
         self._must(self.shell("chmod", "+x", remote), "chmod")
         self._ready = True
 
@@ -193,11 +203,15 @@ class AndroidRunner(Runner):
             return Measurement(status="failed", error=f"{model}: no such file")
         if settings.delegate != "gpu" and settings.precision == "fp16":
             return Measurement(status="unsupported", error="fp16 is a GPU delegate setting")
+        try:
+            name = remote_name(model)
+        except OSError as exc:
+            return Measurement(status="failed", error=f"{model}: {exc.strerror or exc}")
         self._prepare()
-        remote_model = str(self.remote_dir / model.name)
+        remote_model = str(self.remote_dir / name)
         if remote_model not in self._pushed:
             self._must(
-                self.adb("push", str(model), remote_model, timeout_s=_PUSH_TIMEOUT_S), "push"
+                self.adb("push", _local(model), remote_model, timeout_s=_PUSH_TIMEOUT_S), "push"
             )
             self._pushed.add(remote_model)
         cmd = self.command(remote_model, settings, profile=profile)
@@ -222,6 +236,18 @@ class AndroidRunner(Runner):
         except DeviceError as exc:
             log.warning("could not clean %s: %s", self.remote_dir, exc)
         self._pushed.clear()
+
+
+def remote_name(model: Path) -> str:
+    """The name a model gets on the phone: its content's sha256 (so equal files are pushed
+    once and no file name, however hostile, reaches the phone's shell)."""
+    with Path(model).open("rb") as fh:
+        return f"{hashlib.file_digest(fh, 'sha256').hexdigest()[:32]}.tflite"
+
+
+def _local(path: Path) -> str:
+    """An absolute local path: a name starting with ``-`` must not read as an adb option."""
+    return str(Path(path).resolve())
 
 
 def parse_adb_devices(text: str) -> dict[str, str]:
