@@ -99,6 +99,8 @@ def _engine(url: str, *, create: bool = True) -> Engine:
     from sqlalchemy import create_engine, event
     from sqlalchemy.engine import make_url
 
+    from tflat.store.base import READ_ONLY_OPTION
+
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(parsed, pool_pre_ping=True)
@@ -126,7 +128,12 @@ def _engine(url: str, *, create: bool = True) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN")
+        # IMMEDIATE takes the write lock at BEGIN, waiting up to the busy timeout for it. A
+        # plain BEGIN that reads and then writes while another process wrote meanwhile fails
+        # at once with "database is locked" (WAL cannot upgrade a stale snapshot), which is
+        # how two campaigns on one file used to die. Read-only transactions opt out.
+        read_only = conn.get_execution_options().get(READ_ONLY_OPTION, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
 

@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: Execution option of a transaction that only reads (SQLite then begins it without a lock).
+READ_ONLY_OPTION = "tflat_read_only"
+
 
 def _now() -> datetime:
     return datetime.now(UTC)
@@ -96,6 +99,11 @@ def _measurement_query(table: Any, measured: Any, measured_id: Any, device_id: s
     return q if device_id is None else q.where(table.device_id == device_id)
 
 
+def rowcount(result: object) -> int:
+    """Rows an INSERT, UPDATE or DELETE touched (a cursor result's ``rowcount``)."""
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(getattr(exc, "orig", None) or exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -109,17 +117,25 @@ class StoreBase:
 
         self._engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        reader = engine.execution_options(**{READ_ONLY_OPTION: True})
+        self._read_sessions = sessionmaker(reader, expire_on_commit=False)
         self.url = engine.url.render_as_string(hide_password=True)
 
     # -- plumbing ------------------------------------------------------------------------
 
     @contextmanager
-    def _tx(self) -> Iterator[Session]:
-        """One transaction; driver errors become StoreError, the transaction rolls back."""
+    def _tx(self, *, read_only: bool = False) -> Iterator[Session]:
+        """One transaction; driver errors become StoreError, the transaction rolls back.
+
+        On SQLite a transaction takes the write lock when it begins (several processes may
+        share the file); ``read_only=True`` is for one that never writes, which then waits
+        for nobody and keeps no other process waiting.
+        """
         from sqlalchemy.exc import SQLAlchemyError
 
+        sessions = self._read_sessions if read_only else self._sessions
         try:
-            with self._sessions.begin() as session:
+            with sessions.begin() as session:
                 yield session
         except SQLAlchemyError as exc:
             raise StoreError(f"database {self.url}: {_first_line(exc)}") from exc
@@ -149,12 +165,16 @@ class StoreBase:
         from tflat.store import schema as sc
 
         with self._tx() as s:
-            row = s.get(sc.DeviceRow, info.device_id)
-            if row is None:
-                facts = _same_named(DeviceInfo, info, extra=dict(info.extra))
-                del facts["device_id"]
-                s.add(sc.DeviceRow(id=info.device_id, source=source, updated_at=_now(), **facts))
+            # insert-or-nothing, then update: two campaigns starting at once on PostgreSQL
+            # would both see no row and one would fail on the primary key
+            facts = _same_named(DeviceInfo, info, extra=dict(info.extra))
+            del facts["device_id"]
+            values = {"id": info.device_id, "source": source, "updated_at": _now(), **facts}
+            stmt = self._insert(s, sc.DeviceRow.__table__).values(**values)
+            if rowcount(s.execute(stmt.on_conflict_do_nothing())) == 1:
                 return
+            row = s.get(sc.DeviceRow, info.device_id)
+            assert row is not None
             for name in ("vendor", "model", "soc", "gpu", "os", "driver"):
                 value = getattr(info, name)
                 if value:

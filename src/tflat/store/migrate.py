@@ -2,6 +2,11 @@
 
 Runs alembic programmatically on an open connection, so users need no alembic.ini and every
 database, SQLite or PostgreSQL, old or new, ends at the same schema.
+
+Race-safe: several processes may open a new database at once (campaigns sharing it). The
+migration runs under a lock held to its commit (SQLite: the write lock its ``BEGIN
+IMMEDIATE`` takes; PostgreSQL: a transaction-level advisory lock), and alembic reads the
+revision inside it, so the second process finds the schema made and does nothing.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+#: The PostgreSQL advisory lock key migrations hold (any fixed 64-bit number: "tflat" + 1).
+MIGRATION_LOCK_KEY = 0x74666C617401
 
 
 def _config(connection: Connection) -> Config:
@@ -44,7 +51,9 @@ def current_revision(engine: Engine) -> str | None:
     """The revision a database is at (None for an empty database)."""
     from alembic.runtime.migration import MigrationContext
 
-    with engine.connect() as conn:
+    from tflat.store.base import READ_ONLY_OPTION
+
+    with engine.execution_options(**{READ_ONLY_OPTION: True}).connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
 
@@ -56,6 +65,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         return
     log.info("migrating %s to %s", engine.url.render_as_string(hide_password=True), revision)
     with engine.begin() as conn:
+        _lock(conn)
         command.upgrade(_config(conn), revision)
 
 
@@ -64,4 +74,13 @@ def downgrade(engine: Engine, revision: str) -> None:
     from alembic import command
 
     with engine.begin() as conn:
+        _lock(conn)
         command.downgrade(_config(conn), revision)
+
+
+def _lock(conn: Connection) -> None:
+    """Hold the migration lock until this transaction ends (SQLite holds it from BEGIN)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy import text
+
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
