@@ -10,7 +10,9 @@ Contract of :class:`Store`:
   is a no-op unless ``replace=True``.
 * Every database failure (cannot connect, migrate, read or write) raises
   :class:`~tflat.errors.StoreError`; no SQLAlchemy exception escapes.
-* Not thread-safe: use one Store per thread or process.
+* Campaigns sharing the database divide specs through claims (:mod:`tflat.store.claims`).
+* Every method opens its own session, so threads may call them (the claims heartbeat does);
+  what they return never holds a connection.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from tflat.store.base import (
     _timings,
     _utc,
 )
+from tflat.store.claims import ClaimMethods
 from tflat.store.models import ModelMethods
 from tflat.store.records import (
     DeviceStats,
@@ -45,7 +48,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class Store(ModelMethods):
+class Store(ModelMethods, ClaimMethods):
     """The measurement database. Open with :func:`tflat.store.open_store`; see module doc."""
 
     # -- single-op specs and measurements ------------------------------------------------

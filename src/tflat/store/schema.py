@@ -172,3 +172,20 @@ class PredictorRow(Base):
     bundle: Mapped[str] = mapped_column(Text)
     provenance: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ClaimRow(Base):
+    """A worker's claim on measuring one spec (see :mod:`tflat.store.claims`)."""
+
+    __tablename__ = "claims"
+    __table_args__ = (UniqueConstraint("device_id", "runtime_id", "spec_hash", name="uq_claim"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"))
+    runtime_id: Mapped[int] = mapped_column(ForeignKey("runtimes.id"))
+    spec_hash: Mapped[str] = mapped_column(String(64))
+    #: who holds it: ``host:pid:random`` of the worker process
+    owner: Mapped[str] = mapped_column(String(200), index=True)
+    claimed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: the claim lapses at this time unless its owner's heartbeat pushes it forward
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
