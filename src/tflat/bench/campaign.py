@@ -21,10 +21,12 @@ import random
 import statistics
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tflat.errors import TflatError, read_text
+from tflat.store.claims import DEFAULT_LEASE_S, SpecClaims
 from tflat.store.records import ModelRecord, RuntimeKey, SpecRecord
 
 if TYPE_CHECKING:
@@ -86,6 +88,10 @@ class CampaignResult:
     stored: int = 0
     #: True when ``stop`` ended the campaign before every item was handled
     stopped: bool = False
+    #: measured meanwhile by other campaigns sharing the database (see tflat.store.claims)
+    by_others: int = 0
+    #: claims taken over from a campaign that stopped without measuring them
+    taken_over: int = 0
 
 
 @dataclass(frozen=True)
@@ -169,6 +175,7 @@ def run_campaign(
     device_id: str | None = None,
     stop: Callable[[], bool] | None = None,
     keep: Callable[[BenchItem, Measurement], bool] | None = None,
+    lease_s: float = DEFAULT_LEASE_S,
 ) -> CampaignResult:
     """Measure every item not measured yet on this device with these settings.
 
@@ -184,7 +191,13 @@ def run_campaign(
     With ``keep``, every item is measured again, measured or not, and the new measurement
     replaces the stored one where ``keep(item, measurement)`` says so (a re-check that keeps
     the lower of two readings).
+
+    Campaigns sharing the database claim each item before measuring it (not with ``keep``),
+    so none is measured twice; ``lease_s`` is how long a claim outlives a campaign that died.
+    Without ``stop`` the campaign waits at the end for the items others hold, so on return
+    every item is measured; with it, it leaves them to their holders.
     """
+    started = datetime.now(UTC)
     device_id = device_id or runner.device_id
     store.add_device(dataclasses.replace(runner.device_info(), device_id=device_id))
     key = runtime_key(runner, settings)
@@ -206,33 +219,48 @@ def run_campaign(
     wide: list[WideSpread] = []
     done = skipped
     stopped = False
-    for item in todo:
-        if not counted:
-            total += 1
-        if item.spec.spec_hash in done_hashes:
-            if not counted:
-                skipped += 1
-                done += 1
-            continue
-        if stop is not None and stop():
-            stopped = True
-            break
-        m = runner.measure(item.path, settings)
-        if keep is None or keep(item, m):
-            store.add_measurement(device_id, key, item.spec, m, model_file=str(item.path),
-                                  replace=retry_failed or keep is not None)  # fmt: skip
-            stored += 1
-        measured += 1
-        if m.status != "ok":
-            failed += 1  # the result counts them and the caller reports them once
-            log.info("%s %s: %s: %s", device_id, item.spec.spec_hash, m.status, m.error)
-        else:
-            flag = _check_spread(f"{item.spec.kind}[{item.spec.spec_hash}]", m, spread_limit)
-            if flag is not None:
-                wide.append(flag)
+
+    def by_other(item: BenchItem) -> None:  # measured meanwhile by another campaign
+        nonlocal done, total
         done += 1
+        total += 0 if counted else 1
         if progress is not None:
-            progress(Progress(done, total, item, m, False, normalised(runner, m)[0]))
+            progress(Progress(done, total, item, None, True))
+
+    def to_claim(item: BenchItem) -> bool:
+        return keep is None and item.spec.spec_hash not in done_hashes
+
+    failed_before = started if retry_failed else None
+    claims = SpecClaims(store, device_id, key, lease_s=lease_s, failed_before=failed_before)
+    with claims:
+        for item in claims.take(todo, _spec_hash, on_done=by_other, claim=to_claim,
+                                wait=stop is None):  # fmt: skip
+            if not counted:
+                total += 1
+            if item.spec.spec_hash in done_hashes:
+                if not counted:
+                    skipped += 1
+                    done += 1
+                continue
+            if stop is not None and stop():
+                stopped = True
+                break
+            m = runner.measure(item.path, settings)
+            if keep is None or keep(item, m):
+                store.add_measurement(device_id, key, item.spec, m, model_file=str(item.path),
+                                      replace=retry_failed or keep is not None)  # fmt: skip
+                stored += 1
+            measured += 1
+            if m.status != "ok":
+                failed += 1  # the result counts them and the caller reports them once
+                log.info("%s %s: %s: %s", device_id, item.spec.spec_hash, m.status, m.error)
+            else:
+                flag = _check_spread(f"{item.spec.kind}[{item.spec.spec_hash}]", m, spread_limit)
+                if flag is not None:
+                    wide.append(flag)
+            done += 1
+            if progress is not None:
+                progress(Progress(done, total, item, m, False, normalised(runner, m)[0]))
     if wide:
         # info, not warning: the result carries them and the caller reports them once
         log.info(
@@ -244,7 +272,11 @@ def run_campaign(
             SPREAD_STATISTIC,
         )
     return CampaignResult(device_id, key, total, measured, skipped, failed, tuple(wide),
-                          stored, stopped)  # fmt: skip
+                          stored, stopped, claims.by_others, claims.taken_over)  # fmt: skip
+
+
+def _spec_hash(item: BenchItem) -> str:
+    return item.spec.spec_hash
 
 
 def _unique(items: Iterable[BenchItem]) -> Iterator[BenchItem]:

@@ -30,6 +30,7 @@ from tflat.bench.campaign import (
     sample_items,
 )
 from tflat.errors import TflatError
+from tflat.store.claims import DEFAULT_LEASE_S
 
 if TYPE_CHECKING:
     from tflat.bench.base import Runner
@@ -66,6 +67,7 @@ def measure(
     profile: bool = True,
     spread_limit: float = SPREAD_LIMIT,
     progress: Callable[[Progress], None] | None = None,
+    lease_s: float = DEFAULT_LEASE_S,
 ) -> MeasureResult:
     """Measure ``target`` on ``device`` and store every run; resumable.
 
@@ -73,7 +75,8 @@ def measure(
     sampling plan (a shipped plan's name or a plan file), or one ``.tflite`` model (stored as
     a whole-model measurement, with a per-op profile where the device gives one and
     ``profile``). What is measured already on ``device`` with the same settings is skipped
-    (a whole model again only with ``force``). Bad options raise
+    (a whole model again only with ``force``). Campaigns sharing the database divide the
+    models (``lease_s``: see :func:`~tflat.bench.campaign.run_campaign`). Bad options raise
     :class:`~tflat.errors.TflatError` before anything is generated or measured.
     """
     from tflat.bench import get_runner
@@ -112,7 +115,7 @@ def measure(
             assert items is not None
             campaign = run_campaign(
                 store, runner, items, settings, progress=progress,
-                retry_failed=retry_failed, spread_limit=spread_limit,
+                retry_failed=retry_failed, spread_limit=spread_limit, lease_s=lease_s,
             )  # fmt: skip
             return MeasureResult(store.url, campaign=campaign)
     finally:

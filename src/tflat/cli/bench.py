@@ -65,6 +65,15 @@ if TYPE_CHECKING:
     default=None,
     help=f"Warn above this (median-min)/min of the runs [default: {tflat.SPREAD_LIMIT}].",
 )
+@click.option(
+    "--lease",
+    "lease_s",
+    type=click.FloatRange(min=0.5),
+    default=60.0,
+    show_default=True,
+    help="Seconds a claim on a model outlives a campaign that died (campaigns sharing a "
+    "database divide the models; a dead one's are taken over after this).",
+)
 def bench_cmd(
     target: str,
     device: str,
@@ -82,6 +91,7 @@ def bench_cmd(
     force: bool,
     no_profile: bool,
     spread_limit: float | None,
+    lease_s: float,
 ) -> None:
     """Measure models on DEVICE and store every run; resumable.
 
@@ -100,7 +110,7 @@ def bench_cmd(
             target, device, db_url=db_url, repeats=repeats, warmup=warmup, threads=threads,
             delegate=delegate, precision=precision, timeout_s=timeout_s, sample=sample,
             seed=seed, benchmark_binary=benchmark_binary, retry_failed=retry_failed,
-            force=force, profile=not no_profile, spread_limit=limit,
+            force=force, profile=not no_profile, spread_limit=limit, lease_s=lease_s,
             progress=bar if enabled() else None,  # no terminal and not asked: summary only
         )  # fmt: skip
     finally:
@@ -173,10 +183,13 @@ class _Bar:
 
 
 def _summary(r: CampaignResult, url: str, limit: float) -> None:
+    shared = f"{r.by_others} by other campaigns, " if r.by_others else ""
     click.echo(
         f"{r.device_id}: {r.measured} measured ({r.failed} failed), {r.skipped} measured before, "
-        f"{r.total} in all; stored in {url}"
+        f"{shared}{r.total} in all; stored in {url}"
     )
+    if r.taken_over:
+        click.echo(f"{r.taken_over} claims taken over from campaigns that stopped", err=True)
     if r.wide_spread:
         _warn_spread(list(r.wide_spread), r.measured - r.failed, limit)
 

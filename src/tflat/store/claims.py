@@ -310,37 +310,51 @@ class SpecClaims:
         key: Callable[[T], str],
         *,
         on_done: Callable[[T], None] | None = None,
+        claim: Callable[[T], bool] | None = None,
+        wait: bool = True,
     ) -> Iterator[T]:
-        """Yield the items this worker holds the claim of, in order; each claim is released
-        when the caller asks for the next item (the caller stores its measurement first).
+        """Yield, in order and read lazily, the items this worker holds the claim of; each
+        claim is released when the caller asks for the next item (the caller stores its
+        measurement first). Items ``claim(item)`` says need none pass through unclaimed.
 
-        Items measured by another worker are passed to ``on_done``. Items a live worker holds
-        are tried again after the first pass, every few seconds, until they are measured or
-        their claim lapses and this worker takes it over: when the iteration ends, every item
-        is measured by someone.
+        Items measured by another worker go to ``on_done``. Items a live worker holds are tried
+        again after the first pass, every few seconds, until they are measured or their claim
+        lapses and this worker takes it over (so when the iteration ends every item is
+        measured by someone), unless ``wait`` is False: then they are left to their holders.
         """
-        waiting = list(items)
-        first = True
-        while waiting:
-            if not first:
-                time.sleep(min(2.0, self.lease_s / 4))
-            first = False
-            busy: list[T] = []
+        busy: list[T] = []
+        for item in items:
+            if claim is not None and not claim(item):
+                yield item
+                continue
+            yield from self._take_one(item, key, on_done, busy)
+        while busy and wait:
+            log.info("%s: %d specs held by other workers; waiting", self.device_id, len(busy))
+            time.sleep(min(2.0, self.lease_s / 4))
+            waiting, busy = busy, []
             for item in waiting:
-                k = key(item)
-                state = self.try_claim(k)
-                if state is Claim.BUSY:
-                    busy.append(item)
-                elif state is Claim.DONE:
-                    self.by_others += 1
-                    if on_done is not None:
-                        on_done(item)
-                else:
-                    yield item
-                    self.release(k)
-            if busy:
-                log.info("%s: %d specs held by other workers; waiting", self.device_id, len(busy))
-            waiting = busy
+                yield from self._take_one(item, key, on_done, busy)
+        if busy:
+            log.info("%s: %d specs left to the workers holding them", self.device_id, len(busy))
+
+    def _take_one(
+        self,
+        item: T,
+        key: Callable[[T], str],
+        on_done: Callable[[T], None] | None,
+        busy: list[T],
+    ) -> Iterator[T]:
+        k = key(item)
+        state = self.try_claim(k)
+        if state is Claim.BUSY:
+            busy.append(item)
+        elif state is Claim.DONE:
+            self.by_others += 1
+            if on_done is not None:
+                on_done(item)
+        else:
+            yield item
+            self.release(k)
 
     def close(self) -> None:
         """Stop the heartbeat and release every claim still held."""
