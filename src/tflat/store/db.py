@@ -182,7 +182,7 @@ class Store(ModelMethods, ClaimMethods):
             q = q.where(sc.OpSpecRow.kind == kind)
         if ok_only:
             q = q.where(sc.MeasurementRow.status == "ok")
-        with self._tx() as s:
+        with self._tx(read_only=True) as s:
             return [
                 MeasurementRecord(
                     device_id=m.device_id,
@@ -204,7 +204,7 @@ class Store(ModelMethods, ClaimMethods):
         from tflat.store import schema as sc
 
         out: list[float] = []
-        with self._tx() as s:
+        with self._tx(read_only=True) as s:
             for table in (sc.MeasurementRow, sc.ModelMeasurementRow):
                 q = (
                     select(table.reference_ms)
@@ -238,8 +238,9 @@ class Store(ModelMethods, ClaimMethods):
             sc.ModelMeasurementRow,
             sc.OpProfileRow,
             sc.PredictorRow,
+            sc.ClaimRow,
         ]
-        with self._tx() as s:
+        with self._tx(read_only=True) as s:
             counts = {
                 t.__tablename__: int(s.scalar(select(func.count()).select_from(t)) or 0)
                 for t in tables
