@@ -10,7 +10,6 @@ models. (Estimating and measuring real models on the device is
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -125,8 +124,7 @@ def evaluate_device(
 
 
 def _load_trained(device: str, db_url: str | None, src: str) -> Any:
-    from tflat.predict import Predictor
-    from tflat.pricing.predictors import load_predictor
+    from tflat.pricing.predictors import load_predictor, load_predictor_file
 
     if src == "bundled":
         return load_predictor(device)
@@ -135,11 +133,7 @@ def _load_trained(device: str, db_url: str | None, src: str) -> Any:
     path = Path(src)
     if not path.is_file():
         raise TflatError(f"--predictor: {src} is not bundled, db or a bundle file")
-    try:
-        bundle = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise TflatError(f"--predictor: cannot read {src}: {exc}") from exc
-    pred = Predictor(bundle)
+    pred = load_predictor_file(path)
     if pred.device != device:
         raise TflatError(f"--predictor: {src} is a predictor for {pred.device}, not {device}")
     return pred

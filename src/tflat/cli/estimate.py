@@ -29,7 +29,8 @@ ESTIMATE_FORMATS = ("table", "csv", "json", "html")
     multiple=True,
     default=("pixel4",),
     show_default=True,
-    help="Device id (repeat for several devices side by side). See 'tflat devices'.",
+    help="Device id (repeat for several devices side by side; see 'tflat devices'), or a "
+    "predictor bundle file (FILE.json), checked before it is used.",
 )
 @click.option(
     "--format", "fmt", type=click.Choice(ESTIMATE_FORMATS), default="table", show_default=True

@@ -1,5 +1,7 @@
 """Which predictor a device has: a bundle file named by path, else the bundle a user installed
-(``tflat device add``), else its bundle saved in the database, else the shipped one.
+(``tflat device add``), else its bundle saved in the database, else the shipped one. A bundle
+from a file, an install or a database is untrusted data, checked by
+:mod:`tflat.pricing.bundle_schema` before it is read (shipped ones are package data).
 
 Two bundle formats exist: a GPU predictor (:class:`tflat.predict.Predictor`, shipped for six
 phones or trained with ``tflat train``) and a calibrated one
@@ -9,7 +11,6 @@ phones or trained with ``tflat train``) and a calibrated one
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -47,20 +48,17 @@ def installed_bundle_path(device: str) -> Path | None:
 
 
 def read_bundle_file(path: Path) -> dict[str, Any]:
-    """A bundle JSON file as a dict; unreadable or not JSON -> :class:`PredictorError`."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise PredictorError(f"cannot read predictor {path}: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError:
-        raise PredictorError(f"predictor {path} is not a JSON file") from None
-    try:
-        bundle = json.loads(text)
-    except ValueError as exc:
-        raise PredictorError(f"predictor {path} is not valid JSON: {exc}") from exc
-    if not isinstance(bundle, dict):
-        raise PredictorError(f"predictor {path} is not a predictor bundle")
-    return bundle
+    """A bundle JSON file as a dict, checked as untrusted data (size before reading, JSON
+    without NaN, the schema); anything else -> a one-line :class:`PredictorError`."""
+    from tflat.pricing import bundle_schema
+
+    return bundle_schema.validate_bundle(bundle_schema.read_bundle_file(path), str(path))
+
+
+def load_predictor_file(path: str | Path) -> Predictor:
+    """The predictor in a bundle file (GPU or CPU format), checked first (see
+    :func:`read_bundle_file`)."""
+    return predictor_from_bundle(read_bundle_file(Path(path)))
 
 
 def _is_bundle_path(device: str) -> bool:
@@ -89,9 +87,17 @@ def _from_store(device: str, db_url: str | None) -> Predictor | None:
     store = open_store(db_url)
     try:
         bundle = store.load_predictor_bundle(device)
+        where = f"the predictor of {device} in {store.url}"
     finally:
         store.close()
-    return predictor_from_bundle(bundle) if bundle is not None else None
+    return None if bundle is None else _checked(bundle, where)
+
+
+def _checked(bundle: dict[str, Any], where: str) -> Predictor:
+    """A predictor from a database's bundle: shared data, checked like a file's."""
+    from tflat.pricing.bundle_schema import validate_bundle
+
+    return predictor_from_bundle(validate_bundle(bundle, where))
 
 
 def load_predictor(device: str, db_url: str | None = None) -> Predictor:
@@ -103,10 +109,10 @@ def load_predictor(device: str, db_url: str | None = None) -> Predictor:
         path = Path(device)
         if not path.is_file():
             raise PredictorError(f"no predictor bundle file {device}")
-        return predictor_from_bundle(read_bundle_file(path))
+        return load_predictor_file(path)
     installed = installed_bundle_path(device)
     if installed is not None:
-        return predictor_from_bundle(read_bundle_file(installed))
+        return load_predictor_file(installed)
     found: Predictor | None = None
     if db_url is not None or device not in shipped_devices():
         # A database the user named must work: its failure is a StoreError (exit 2), never a
@@ -178,7 +184,8 @@ def _store_cards(db_url: str | None) -> dict[str, DeviceCard]:
             if bundle is None:
                 continue
             try:
-                cards[info.device_id] = predictor_from_bundle(bundle).card
+                where = f"the predictor of {info.device_id} in {store.url}"
+                cards[info.device_id] = _checked(bundle, where).card
             except PredictorError as exc:
                 log.warning("predictor of %s in the database: %s", info.device_id, exc)
     finally:

@@ -287,7 +287,10 @@ class ModelMethods(StoreBase):
             )
         if text is None:
             return None
-        loaded = json.loads(text)
+        try:
+            loaded = json.loads(text)
+        except (ValueError, RecursionError) as exc:  # a damaged row; the schema checks the rest
+            raise StoreError(f"predictor bundle for {device_id} is not valid JSON") from exc
         if not isinstance(loaded, dict):
             raise StoreError(f"predictor bundle for {device_id} is not a JSON object")
         return loaded
