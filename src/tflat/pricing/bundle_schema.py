@@ -250,8 +250,9 @@ Index = Annotated[int, Field(ge=0, le=MAX_NODES)]
 
 
 def _ordered(pair: list[float], what: str) -> None:
-    if pair[0] > pair[1]:
-        raise ValueError(f"{what}: low {pair[0]:g} above high {pair[1]:g}")
+    """An interval around the prediction, as log ratios: low <= 0 <= high."""
+    if not pair[0] <= 0.0 <= pair[1]:
+        raise ValueError(f"{what}: [{pair[0]:g}, {pair[1]:g}] does not hold 0 (low <= 0 <= high)")
 
 
 class _Strict(BaseModel):

@@ -18,6 +18,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from tflat.errors import PredictorError
 from tflat.estimation import Estimate, KernelEstimate, KernelRef, LayerEstimate, Role
 from tflat.model.ops import Graph, Op
 from tflat.pricing.base import Basis, PartitionEdge, Price, PricingContext
@@ -97,6 +98,11 @@ def compose(graph: Graph, registry: PricerRegistry, precision: str | None = None
     transfers = _transfers(ctx, registry)
     overhead_ms = float(learned.overhead_ms(ctx))
     low, high = _total_interval(kernels, prices, transfers, registry, overhead_ms)
+    if not all(math.isfinite(x) for x in (overhead_ms, low, high)):
+        raise PredictorError(  # every price was finite: a bundle from outside overflows the sum
+            f"the {registry.device} predictor gives {graph.name} a total of {low}..{high} ms "
+            f"(overhead {overhead_ms} ms): not a time (a damaged or hostile predictor bundle?)"
+        )
     warnings: list[str] = []
     if wanted != ctx.precision:
         base_ms = sum(p.ms for p in prices.values()) + sum(t.ms for t in transfers.values())

@@ -27,6 +27,7 @@ from abc import abstractmethod
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from tflat.errors import PredictorError
 from tflat.pricing.base import Basis, Price, Pricer, PricingContext
 
 if TYPE_CHECKING:
@@ -99,7 +100,17 @@ class LearnedPricer(Pricer):
 
 def _price(t: KernelTime, basis: Basis, note: str = "") -> Price:
     # plain floats: numpy's float64 would leak into reports as "np.float64(...)"
-    return Price(float(t.latency_ms), float(t.low_ms), float(t.high_ms), basis, note)
+    figures = (float(t.latency_ms), float(t.low_ms), float(t.high_ms))
+    if (
+        not all(math.isfinite(x) for x in figures)
+        or not 0 <= figures[1] <= figures[0] <= figures[2]
+    ):
+        # a bundle from outside passed its checks and still overflows: bad input, not a bug
+        raise PredictorError(
+            f"the predictor prices a kernel at {figures[0]} ms ({figures[1]}..{figures[2]}): "
+            "not a time (a damaged or hostile predictor bundle?)"
+        )
+    return Price(*figures, basis, note)
 
 
 class GpuLearnedPricer(LearnedPricer):
