@@ -68,6 +68,7 @@ def measure(
     spread_limit: float = SPREAD_LIMIT,
     progress: Callable[[Progress], None] | None = None,
     lease_s: float = DEFAULT_LEASE_S,
+    max_specs: int | None = None,
 ) -> MeasureResult:
     """Measure ``target`` on ``device`` and store every run; resumable.
 
@@ -76,7 +77,8 @@ def measure(
     a whole-model measurement, with a per-op profile where the device gives one and
     ``profile``). What is measured already on ``device`` with the same settings is skipped
     (a whole model again only with ``force``). Campaigns sharing the database divide the
-    models (``lease_s``: see :func:`~tflat.bench.campaign.run_campaign`). Bad options raise
+    models (``lease_s``: see :func:`~tflat.bench.campaign.run_campaign`). A plan of more
+    than ``max_specs`` specs (default 10^7) is refused at once. Bad options raise
     :class:`~tflat.errors.TflatError` before anything is generated or measured.
     """
     from tflat.bench import get_runner
@@ -103,7 +105,7 @@ def measure(
     # Unknown devices fail before a plan's models are generated. A runner holds nothing until
     # it first measures, so one not entered below needs no closing.
     runner = get_runner(device, **options)
-    items = None if is_model else bench_items(target, sample, seed)
+    items = None if is_model else bench_items(target, sample, seed, max_specs)
     store = open_store(db_url)
     try:
         seed_reference(runner, store)
@@ -160,18 +162,23 @@ def seed_reference(runner: Runner, store: Store, device_id: str | None = None) -
         add(store.reference_readings(device_id or runner.device_id))
 
 
-def bench_items(target: str, sample: int | None = None, seed: int = 0) -> list[BenchItem]:
+def bench_items(
+    target: str, sample: int | None = None, seed: int = 0, max_specs: int | None = None
+) -> list[BenchItem]:
     """The items of a folder of generated models (or its manifest), else of a plan whose
-    models are generated once into the user cache folder; ``sample`` of them when given."""
+    models are generated once into the user cache folder; ``sample`` of them when given. A
+    plan of more than ``max_specs`` specs is refused before any is made."""
     path = Path(target)
     if path.is_dir() or path.name == MANIFEST:
         if path.is_dir() and not (path / MANIFEST).is_file():
             raise TflatError(f"{path}: no {MANIFEST} (generate models with 'tflat generate')")
         return sample_items(read_manifest(path), sample, seed)
-    return _items_from_plan(target, sample, seed)
+    return _items_from_plan(target, sample, seed, max_specs)
 
 
-def _items_from_plan(plan: str, sample: int | None, seed: int) -> list[BenchItem]:
+def _items_from_plan(
+    plan: str, sample: int | None, seed: int, max_specs: int | None
+) -> list[BenchItem]:
     from platformdirs import user_cache_dir
 
     from tflat.plans import generate, load_plan, model_path, shipped_plans
@@ -182,7 +189,7 @@ def _items_from_plan(plan: str, sample: int | None, seed: int) -> list[BenchItem
             f"{plan}: no such file or folder, nor a shipped plan ({', '.join(shipped_plans())})"
         )
     loaded = load_plan(plan)
-    expanded = loaded.expand(seed=seed, sample=sample)
+    expanded = loaded.expand(seed=seed, sample=sample, max_specs=max_specs)
     folder = Path(user_cache_dir("tflat", appauthor=False)) / "generated" / loaded.name
     report = generate(expanded.specs, folder)
     failed = {label for label, _ in report.failed}

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 import tflat
-from tflat.cli.common import db_option, path_option
+from tflat.cli.common import db_option, max_specs_option, path_option
 
 if TYPE_CHECKING:
     from tflat import CampaignResult, WideSpread
@@ -74,6 +74,7 @@ if TYPE_CHECKING:
     help="Seconds a claim on a model outlives a campaign that died (campaigns sharing a "
     "database divide the models; a dead one's are taken over after this).",
 )
+@max_specs_option
 def bench_cmd(
     target: str,
     device: str,
@@ -92,6 +93,7 @@ def bench_cmd(
     no_profile: bool,
     spread_limit: float | None,
     lease_s: float,
+    max_specs: int | None,
 ) -> None:
     """Measure models on DEVICE and store every run; resumable.
 
@@ -111,6 +113,7 @@ def bench_cmd(
             delegate=delegate, precision=precision, timeout_s=timeout_s, sample=sample,
             seed=seed, benchmark_binary=benchmark_binary, retry_failed=retry_failed,
             force=force, profile=not no_profile, spread_limit=limit, lease_s=lease_s,
+            max_specs=max_specs,
             progress=bar if enabled() else None,  # no terminal and not asked: summary only
         )  # fmt: skip
     finally:

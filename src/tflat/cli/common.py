@@ -107,3 +107,14 @@ def write_text_atomic(path: Path, text: str) -> None:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise TflatError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def max_specs_option(f: Any) -> Any:
+    """``--max-specs N``: the largest plan a command expands (tflat.plans.DEFAULT_MAX_SPECS,
+    ten million, when not given: it guards the memory against a plan of 10^12 specs)."""
+    return click.option(
+        "--max-specs",
+        type=click.IntRange(1),
+        default=None,
+        help="Refuse a plan of more specs than this, before making any [default: 10000000].",
+    )(f)

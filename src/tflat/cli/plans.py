@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 import tflat
-from tflat.cli.common import emit
+from tflat.cli.common import emit, max_specs_option
 from tflat.errors import SpecError
 
 log = logging.getLogger(__name__)
@@ -27,10 +27,11 @@ def plan_group() -> None:
     "--format", "fmt", type=click.Choice(("table", "json")), default="table", show_default=True
 )
 @click.option("--seed", type=int, default=None, help="Override the plan's seed.")
-def show_cmd(plan: str, fmt: str, seed: int | None) -> None:
+@max_specs_option
+def show_cmd(plan: str, fmt: str, seed: int | None, max_specs: int | None) -> None:
     """How many specs PLAN has, by op kind, with each parameter's values."""
     loaded = tflat.load_plan(plan)
-    summary = tflat.summarize_plan(loaded, loaded.expand(seed=seed))
+    summary = tflat.summarize_plan(loaded, loaded.expand(seed=seed, max_specs=max_specs))
     if fmt == "json":
         emit(json.dumps(summary, indent=2) + "\n", None)
         return
@@ -77,13 +78,16 @@ def _table(summary: dict[str, Any]) -> Any:
     "--sample", type=click.IntRange(1), default=None, help="Only a random sample of N specs."
 )
 @click.option("--seed", type=int, default=None, help="Override the plan's seed.")
-def generate_cmd(plan: str, out_dir: Path, sample: int | None, seed: int | None) -> None:
+@max_specs_option
+def generate_cmd(
+    plan: str, out_dir: Path, sample: int | None, seed: int | None, max_specs: int | None
+) -> None:
     """Write one single-op .tflite model per spec of PLAN into --out (re-runs skip what exists)."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     loaded = tflat.load_plan(plan)
-    expanded = loaded.expand(seed=seed, sample=sample)
+    expanded = loaded.expand(seed=seed, sample=sample, max_specs=max_specs)
     err = Console(stderr=True)
     for bad in expanded.invalid:
         log.info("invalid in plan: %s", bad.reason)

@@ -6,6 +6,7 @@ their models with a manifest. ``adaptive_specs`` samples around the worst-predic
 
 from tflat.plans.generate import GenerateReport, generate, model_path, read_manifest
 from tflat.plans.plan import (
+    DEFAULT_MAX_SPECS,
     InvalidSpec,
     Plan,
     PlanSpecs,
@@ -19,6 +20,7 @@ from tflat.plans.plan import (
 from tflat.plans.sampling import adaptive_specs, jitter, neighbours, random_specs
 
 __all__ = [
+    "DEFAULT_MAX_SPECS",
     "GenerateReport",
     "InvalidSpec",
     "Plan",

@@ -40,6 +40,10 @@ _SECTIONS = ("grid", "random", "prior", "specs")
 
 
 DEFAULT_MAX_WEIGHT_MB = 64.0
+#: A plan larger than this many specs is refused before any spec is made (``--max-specs``):
+#: ten million specs are already days of benchmarking, and a grid of six axes of 100 values
+#: (10^12 specs) would otherwise fill the memory before anything is said.
+DEFAULT_MAX_SPECS = 10**7
 
 
 @dataclass(frozen=True)
@@ -74,9 +78,36 @@ class Plan:
     #: hundreds of MB (the prior tables hold VGG's 25088x4096 classifier, 411 MB).
     max_weight_mb: float = DEFAULT_MAX_WEIGHT_MB
 
-    def expand(self, *, seed: int | None = None, sample: int | None = None) -> PlanSpecs:
-        """All specs of the plan (``seed`` overrides the plan's), or a random ``sample``."""
-        rng = np.random.default_rng(self.seed if seed is None else seed)
+    def size(self) -> int:
+        """How many specs the plan asks for at most (before duplicates and invalid ones are
+        dropped), known without making any: grids multiply their axes, random sections count,
+        prior sections read their seed specs only. Bad section values raise SpecError."""
+        total = 0
+        for i, (section, body) in enumerate(self.sections):
+            where = f"plan {self.name}, [[{section}]] #{i + 1}"
+            total += _section_size(section, body, self.base_dir, where)
+        return total
+
+    def expand(
+        self,
+        *,
+        seed: int | None = None,
+        sample: int | None = None,
+        max_specs: int | None = None,
+    ) -> PlanSpecs:
+        """All specs of the plan (``seed`` overrides the plan's), or a random ``sample``.
+
+        A plan of more than ``max_specs`` specs (:data:`DEFAULT_MAX_SPECS` when None; its
+        :meth:`size`, before sampling) is refused with SpecError before any spec is made.
+        """
+        max_specs = DEFAULT_MAX_SPECS if max_specs is None else max_specs
+        size = self.size()
+        if size > max_specs:
+            raise SpecError(
+                f"plan {self.name} expands to {size} specs, over the limit of {max_specs} "
+                "(--max-specs N allows more)"
+            )
+        rng = np.random.default_rng(_seed(self.seed if seed is None else seed, self.name))
         specs: dict[str, OpSpec] = {}
         invalid: list[InvalidSpec] = []
         for i, (section, body) in enumerate(self.sections):
@@ -115,7 +146,8 @@ def _section(
                 yield InvalidSpec(kind.upper(), params, str(exc))
     elif section == "random":
         kind = str(body.pop("kind"))
-        count = int(body.pop("count", 100))
+        count = _count(body, "count", 100, where)
+        body.pop("count", None)
         method = str(body.pop("method", "lhs"))
         try:
             yield from sampling.random_specs(kind, body, count, rng, method)
@@ -130,24 +162,83 @@ def _section(
 def _prior(
     body: Mapping[str, Any], rng: np.random.Generator, base: Path | None, where: str
 ) -> Iterator[OpSpec | InvalidSpec]:
-    per_row = int(body.get("per_row", 0))
-    amount = float(body.get("jitter", 0.25))
+    per_row = _count(body, "per_row", 0, where)
+    amount = _number(body, "jitter", 0.25, where)
+    keep = _flag(body, "keep", True, where)
+    for spec in _prior_seeds(body, base, where):
+        if keep:
+            yield spec
+        yield from sampling.neighbours(spec, per_row, rng, amount)
+
+
+def _prior_seeds(body: Mapping[str, Any], base: Path | None, where: str) -> list[OpSpec]:
+    """The distinct specs a prior section starts from (its tables' and its models')."""
     seeds: list[OpSpec] = []
-    for table in body.get("tables", []):
+    tables = body.get("tables", [])
+    if not isinstance(tables, list):
+        raise SpecError(f"{where}: tables must be a list of table names")
+    for table in tables:
         seeds.extend(prior_table_specs(str(table)))
     models = body.get("models")
     if models is not None:
-        folder = Path(str(models)).expanduser()
+        if not isinstance(models, str):
+            raise SpecError(f"{where}: models must be a folder name")
+        folder = Path(models).expanduser()
         if not folder.is_absolute() and base is not None:
             folder = base / folder
         seeds.extend(model_specs(folder))
     if not seeds:
         raise SpecError(f"{where}: no 'tables' or 'models' with specs")
-    distinct = list({s.spec_hash: s for s in seeds}.values())
-    for spec in distinct:
-        if body.get("keep", True):
-            yield spec
-        yield from sampling.neighbours(spec, per_row, rng, amount)
+    return list({s.spec_hash: s for s in seeds}.values())
+
+
+def _section_size(section: str, body: Mapping[str, Any], base: Path | None, where: str) -> int:
+    if section in ("grid", "specs", "random") and "kind" not in body:
+        raise SpecError(f"{where}: no 'kind'")
+    if section == "specs":
+        return 1
+    if section == "grid":
+        return sampling.grid_size({k: v for k, v in body.items() if k != "kind"})
+    if section == "random":
+        return _count(body, "count", 100, where)
+    if section == "prior":
+        per_row = _count(body, "per_row", 0, where)
+        _number(body, "jitter", 0.25, where)
+        keep = _flag(body, "keep", True, where)
+        return len(_prior_seeds(body, base, where)) * (int(keep) + per_row)
+    raise SpecError(f"{where}: unknown section (expected one of {', '.join(_SECTIONS)})")
+
+
+def _count(body: Mapping[str, Any], key: str, default: int, where: str) -> int:
+    value = body.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise SpecError(f"{where}: {key} must be a whole number >= 0, not {_shown(value)}")
+    return value
+
+
+def _number(body: Mapping[str, Any], key: str, default: float, where: str) -> float:
+    value = body.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 100:
+        raise SpecError(f"{where}: {key} must be a number from 0 to 100, not {_shown(value)}")
+    return float(value)
+
+
+def _flag(body: Mapping[str, Any], key: str, default: bool, where: str) -> bool:
+    value = body.get(key, default)
+    if not isinstance(value, bool):
+        raise SpecError(f"{where}: {key} must be true or false, not {_shown(value)}")
+    return value
+
+
+def _seed(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+        raise SpecError(f"plan {name}: seed must be a whole number >= 0, not {_shown(value)}")
+    return value
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def model_specs(folder: Path) -> list[OpSpec]:
@@ -262,13 +353,16 @@ def plan_from_dict(
         entries = data.get(section, [])
         if not isinstance(entries, list):
             raise SpecError(f"plan {default_name}: [{section}] must be [[{section}]] (a list)")
-        sections.extend((section, dict(e)) for e in entries)
+        for entry in entries:
+            if not isinstance(entry, dict):
+                raise SpecError(f"plan {default_name}: each [[{section}]] must be a table")
+            sections.append((section, dict(entry)))
     if not sections:
         raise SpecError(f"plan {default_name}: no [[grid]], [[random]], [[prior]] or [[specs]]")
     return Plan(
         name=str(data.get("name", default_name)),
         description=str(data.get("description", "")),
-        seed=int(data.get("seed", 0)),
+        seed=_seed(data.get("seed", 0), default_name),
         sections=tuple(sections),
         source=source,
         base_dir=base_dir,

@@ -32,15 +32,22 @@ def grid(kind: str, axes: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
     A list parameter (``cins``, ``shape``) is a set of choices only when written as a list
     of lists.
     """
-    keys, choices = [], []
-    for key, value in axes.items():
-        is_choice = isinstance(value, list) and (
-            key not in _LIST_PARAMS or (value and isinstance(value[0], list))
-        )
-        keys.append(key)
-        choices.append(value if is_choice else [value])
+    keys = list(axes)
+    choices = [_choices(key, value) for key, value in axes.items()]
     for combo in itertools.product(*choices):
         yield dict(zip(keys, combo, strict=True))
+
+
+def grid_size(axes: Mapping[str, Any]) -> int:
+    """How many parameter sets :func:`grid` yields, without making any."""
+    return math.prod(len(_choices(key, value)) for key, value in axes.items())
+
+
+def _choices(key: str, value: Any) -> list[Any]:
+    is_choice = isinstance(value, list) and (
+        key not in _LIST_PARAMS or (bool(value) and isinstance(value[0], list))
+    )
+    return value if is_choice else [value]
 
 
 def _range_value(key: str, spec: Mapping[str, Any], u: float) -> int:
