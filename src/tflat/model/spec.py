@@ -186,6 +186,8 @@ def _normalize(kind: str, raw: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _int(kind: str, key: str, value: Any) -> int:
+    if isinstance(value, float) and not math.isfinite(value):  # int() of them raises
+        raise SpecError(f"{kind}: parameter {key}={value!r} is not an integer")
     if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
         raise SpecError(f"{kind}: parameter {key}={value!r} is not an integer")
     return int(value)

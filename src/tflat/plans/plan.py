@@ -181,8 +181,8 @@ def _prior_seeds(body: Mapping[str, Any], base: Path | None, where: str) -> list
         seeds.extend(prior_table_specs(str(table)))
     models = body.get("models")
     if models is not None:
-        if not isinstance(models, str):
-            raise SpecError(f"{where}: models must be a folder name")
+        if not isinstance(models, str) or _escaped(models) != models:
+            raise SpecError(f"{where}: models must be a folder name, not {_shown(models)}")
         folder = Path(models).expanduser()
         if not folder.is_absolute() and base is not None:
             folder = base / folder
@@ -234,6 +234,11 @@ def _seed(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
         raise SpecError(f"plan {name}: seed must be a whole number >= 0, not {_shown(value)}")
     return value
+
+
+def _escaped(text: str) -> str:
+    """``text`` with control characters written as escapes (a message stays one line)."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode() for ch in text)
 
 
 def _shown(value: Any) -> str:
@@ -345,9 +350,16 @@ def plan_from_dict(
     base_dir: Path | None = None,
     default_name: str = "plan",
 ) -> Plan:
+    """A plan from parsed TOML data, checked as untrusted: known keys, tables where tables
+    belong, names and parameter keys without control characters (messages stay one line)."""
+    default_name = _escaped(default_name)
     unknown = sorted(set(data) - {"name", "description", "seed", "max_weight_mb", *_SECTIONS})
     if unknown:
-        raise SpecError(f"plan {default_name}: unknown key(s) {', '.join(unknown)}")
+        shown = ", ".join(_escaped(str(k)) for k in unknown)
+        raise SpecError(f"plan {default_name}: unknown key(s) {shown}")
+    name = data.get("name", default_name)
+    if not isinstance(name, str) or _escaped(name) != name or len(name) > 200:
+        raise SpecError(f"plan {default_name}: name must be one line of text, not {_shown(name)}")
     sections: list[tuple[str, Mapping[str, Any]]] = []
     for section in _SECTIONS:
         entries = data.get(section, [])
@@ -356,11 +368,14 @@ def plan_from_dict(
         for entry in entries:
             if not isinstance(entry, dict):
                 raise SpecError(f"plan {default_name}: each [[{section}]] must be a table")
+            odd = [k for k in entry if _escaped(str(k)) != k]
+            if odd:
+                raise SpecError(f"plan {default_name}: [[{section}]] key {_shown(odd[0])}")
             sections.append((section, dict(entry)))
     if not sections:
         raise SpecError(f"plan {default_name}: no [[grid]], [[random]], [[prior]] or [[specs]]")
     return Plan(
-        name=str(data.get("name", default_name)),
+        name=name,
         description=str(data.get("description", "")),
         seed=_seed(data.get("seed", 0), default_name),
         sections=tuple(sections),

@@ -50,6 +50,36 @@ def _choices(key: str, value: Any) -> list[Any]:
     return value if is_choice else [value]
 
 
+#: The largest bound of a ``{min, max}`` range (no op has a dimension near it).
+_MAX_BOUND = 2**31
+
+
+def check_axes(axes: Mapping[str, Any]) -> None:
+    """Refuse, with SpecError, axes a random section cannot draw from: an empty list of
+    choices, a range without whole-number bounds in ``0..2^31`` or with unknown keys, a
+    ``same_as`` with anything beside it."""
+    for key, value in axes.items():
+        if isinstance(value, Mapping):
+            if "same_as" in value:
+                if set(value) != {"same_as"} or not isinstance(value["same_as"], str):
+                    raise SpecError(f'{key}: {{same_as = "name"}} takes a name and nothing else')
+                continue
+            unknown = sorted(str(k) for k in set(value) - {"min", "max", "log", "step"})
+            if unknown:
+                raise SpecError(f"range of {key}: unknown key(s) {', '.join(unknown)}")
+            for bound, default in (("min", None), ("max", None), ("step", 1)):
+                v = value.get(bound, default)
+                if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= _MAX_BOUND:
+                    raise SpecError(
+                        f"range of {key}: {bound} must be a whole number in 0..{_MAX_BOUND}, "
+                        f"not {v!r}"
+                    )
+            if value.get("step", 1) < 1 or not isinstance(value.get("log", False), bool):
+                raise SpecError(f"range of {key}: step must be >= 1 and log true or false")
+        elif isinstance(value, list) and not _choices(key, value):
+            raise SpecError(f"{key}: an empty list of choices")
+
+
 def _range_value(key: str, spec: Mapping[str, Any], u: float) -> int:
     lo, hi = int(spec["min"]), int(spec["max"])
     if lo > hi or lo < 0 or (spec.get("log") and lo < 1):
@@ -71,12 +101,9 @@ def _draw(axes: Mapping[str, Any], us: Mapping[str, float]) -> dict[str, Any]:
             ties[key] = str(value["same_as"])
         elif isinstance(value, Mapping):
             out[key] = _range_value(key, value, us[key])
-        elif isinstance(value, list) and not (
-            key in _LIST_PARAMS and not isinstance(value[0], list)
-        ):
-            out[key] = value[min(int(us[key] * len(value)), len(value) - 1)]
         else:
-            out[key] = value
+            choices = _choices(key, value)
+            out[key] = choices[min(int(us[key] * len(choices)), len(choices) - 1)]
     for key, other in ties.items():
         if other not in out:
             raise SpecError(f"{key} = {{same_as = {other!r}}}: no such parameter")
@@ -96,6 +123,7 @@ def random_specs(
     """
     if method not in ("lhs", "uniform"):
         raise SpecError(f"random method {method!r}: expected lhs or uniform")
+    check_axes(axes)
     drawn = [k for k, v in axes.items() if not (isinstance(v, Mapping) and "same_as" in v)]
     if method == "lhs" and count > 0:
         strata = {k: (rng.permutation(count) + rng.random(count)) / count for k in drawn}
