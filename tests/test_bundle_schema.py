@@ -168,6 +168,12 @@ CPU: dict[str, Mutation] = {
     "cpu: zero spread of a feature": _apply(
         lambda b: b["models"]["kind:any"]["sd"].__setitem__(0, 0.0)
     ),
+    "cpu: a spread so small distances overflow": _apply(
+        lambda b: b["models"]["kind:any"]["sd"].__setitem__(0, 1e-320)
+    ),
+    "cpu: a feature so large distances overflow": _apply(
+        lambda b: b["models"]["kind:any"]["x"][0].__setitem__(0, 1e300)
+    ),
     "cpu: fewer ratios than rows": _apply(lambda b: b["models"]["kind:any"]["log_ratio"].pop()),
     "cpu: negative invoke overhead": _set("invoke_overhead_ms", -1.0),
     "cpu: negative neighbour count": _set("models.kind:any.k", -3),

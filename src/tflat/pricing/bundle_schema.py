@@ -397,7 +397,9 @@ class GpuBundle(_Strict):
 # -- the CPU bundle (tflat-cpu-v1) ---------------------------------------------------------
 
 _CPU_WIDTH = len(cpu.FEATURE_NAMES)
-Row = Annotated[list[Finite], Field(min_length=_CPU_WIDTH, max_length=_CPU_WIDTH)]
+#: A CPU regressor's stored features are log2(1 + value): a few tens for any real kernel.
+LogFeature = Annotated[float, Field(ge=-1e3, le=1e3)]
+Row = Annotated[list[LogFeature], Field(min_length=_CPU_WIDTH, max_length=_CPU_WIDTH)]
 CpuKey = Annotated[str, Field(max_length=120), AfterValidator(_cpu_model_key)]
 
 
@@ -409,7 +411,8 @@ class CpuModel(_Strict):
     x: Annotated[list[Row], Field(min_length=1, max_length=MAX_NODES // _CPU_WIDTH)]
     mu: Row
     sd: Annotated[
-        list[Annotated[float, Field(gt=0.0)]], Field(min_length=_CPU_WIDTH, max_length=_CPU_WIDTH)
+        list[Annotated[float, Field(ge=1e-9, le=1e3)]],
+        Field(min_length=_CPU_WIDTH, max_length=_CPU_WIDTH),
     ]
     log_ratio: list[LogRatio]
 
