@@ -7,7 +7,7 @@ flat lists (split feature, threshold, children, leaf value) converted from Light
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,6 +76,59 @@ class TreeEnsemble:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise PredictorError(f"predictor trees are malformed: {exc!r}") from exc
+
+
+def check_tree_arrays(
+    roots: Sequence[int],
+    feature: Sequence[int],
+    left: Sequence[int],
+    right: Sequence[int],
+    max_depth: int,
+) -> None:
+    """Refuse (ValueError) node arrays that are not ``len(roots)`` trees stored one after
+    another as :func:`from_lightgbm_dump` writes them: each node in one tree, every child after
+    its parent and inside its tree (so no cycle), one parent each, no deeper than
+    ``max_depth``, a leaf (feature -1) pointing to itself. ``predict`` walks ``max_depth``
+    steps and trusts all of this; a bundle from outside is checked first."""
+    n = len(feature)
+    r, f = np.asarray(roots, dtype=np.int64), np.asarray(feature, dtype=np.int64)
+    lo, hi = np.asarray(left, dtype=np.int64), np.asarray(right, dtype=np.int64)
+    if r.size == 0:
+        if n:
+            raise ValueError("nodes but no roots")
+        return
+    if r[0] != 0 or np.any(np.diff(r) <= 0) or r[-1] >= n:
+        raise ValueError("roots: must start at 0 and increase inside the node arrays")
+    idx = np.arange(n)
+    end = np.repeat(np.append(r[1:], n), np.diff(np.append(r, n)))  # where each node's tree ends
+    leaf = f < 0
+    loose = leaf & ((lo != idx) | (hi != idx))
+    if np.any(loose):
+        raise ValueError(f"leaf {int(idx[loose][0])} does not point to itself")
+    inner = ~leaf
+    for name, child in (("left", lo), ("right", hi)):
+        bad = inner & ((child <= idx) | (child >= end))
+        if np.any(bad):
+            node = int(idx[bad][0])
+            raise ValueError(
+                f"{name}[{node}]: child {int(child[node])} is not after its parent in its tree"
+            )
+    parents = np.bincount(np.concatenate([lo[inner], hi[inner]]), minlength=n)
+    want = np.ones(n, dtype=np.int64)
+    want[r] = 0
+    wrong = (parents != want).nonzero()[0]
+    if wrong.size:
+        node = int(wrong[0])
+        raise ValueError(f"node {node} has {int(parents[node])} parents, not {want[node]}")
+    frontier, depth = r, 0
+    while True:
+        inner_front = frontier[f[frontier] >= 0]
+        if inner_front.size == 0:
+            return
+        depth += 1
+        if depth > max_depth:
+            raise ValueError(f"a tree is deeper than its max_depth {max_depth}")
+        frontier = np.concatenate([lo[inner_front], hi[inner_front]])
 
 
 def from_lightgbm_dump(dump: Mapping[str, Any]) -> TreeEnsemble:

@@ -10,11 +10,13 @@ parent and inside its tree, one parent each, no deeper than ``max_depth`` nor
 check; training notes) are bounded in size and depth. The first problem becomes one
 :class:`~tflat.errors.PredictorError` line naming the file and the place in it.
 
-Why pydantic rather than jsonschema: its Rust core checks the 11,600-node tree arrays of a
-bundle in about 3 ms, it imports in about 0.1 s after numpy (jsonschema, pure Python: 0.26 s
-here), and the cross-field checks are validators beside the fields they read. This module is
-imported only when a bundle from outside is read: bundles shipped with tflat are part of the
-package and are not checked at every load (a test checks them).
+Why pydantic rather than jsonschema: its Rust core checks a shipped-size bundle (11,600 tree
+nodes) in about 10 ms, pydantic imports in about 0.1 s after numpy (jsonschema, pure Python:
+0.26 s here), and the cross-field checks are validators beside the fields they read. Importing
+it and building these models costs a fresh process about 0.28 s
+(benchmarks/results/hostile_inputs.md), so this module is imported only when a bundle from
+outside is read: bundles shipped with tflat are part of the package and are not checked at
+every load (a test checks them).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from tflat.errors import PredictorError
 from tflat.gpu.kernel import KINDS
 from tflat.predict.features import ANALYTIC_COLUMNS, FEATURE_NAMES
 from tflat.predict.predictor import BUNDLE_FORMAT_VERSION
+from tflat.predict.trees import check_tree_arrays
 
 #: A bundle file larger than this is refused before it is read (shipped ones are ~0.5 MB).
 MAX_BUNDLE_BYTES = 50_000_000
@@ -289,7 +292,7 @@ class Trees(_Strict):
         for name in ("threshold", "left", "right", "value"):
             if len(getattr(self, name)) != n:
                 raise ValueError(f"{name} has {len(getattr(self, name))} nodes, feature {n}")
-        check_trees(self.roots, self.feature, self.left, self.right, self.max_depth)
+        check_tree_arrays(self.roots, self.feature, self.left, self.right, self.max_depth)
         if self.roots:
             value = np.abs(np.asarray(self.value))
             largest = np.maximum.reduceat(value, np.asarray(self.roots)).sum()
@@ -462,53 +465,3 @@ class CpuBundle(_Strict):
                 f"models hold {rows} training rows in all, over {MAX_NODES // _CPU_WIDTH}"
             )
         return self
-
-
-# -- trees ---------------------------------------------------------------------------------
-
-
-def check_trees(
-    roots: list[int], feature: list[int], left: list[int], right: list[int], max_depth: int
-) -> None:
-    """Node arrays that form ``len(roots)`` trees stored one after another: each node in one
-    tree, every child after its parent and inside its tree (so no cycle), one parent each,
-    no deeper than ``max_depth``; a leaf (feature -1) points to itself."""
-    n = len(feature)
-    r, f = np.asarray(roots, dtype=np.int64), np.asarray(feature, dtype=np.int64)
-    lo, hi = np.asarray(left, dtype=np.int64), np.asarray(right, dtype=np.int64)
-    if r.size == 0:
-        if n:
-            raise ValueError("nodes but no roots")
-        return
-    if r[0] != 0 or np.any(np.diff(r) <= 0) or r[-1] >= n:
-        raise ValueError("roots: must start at 0 and increase inside the node arrays")
-    idx = np.arange(n)
-    end = np.repeat(np.append(r[1:], n), np.diff(np.append(r, n)))  # where each node's tree ends
-    leaf = f < 0
-    loose = leaf & ((lo != idx) | (hi != idx))
-    if np.any(loose):
-        raise ValueError(f"leaf {int(idx[loose][0])} does not point to itself")
-    inner = ~leaf
-    for name, child in (("left", lo), ("right", hi)):
-        bad = inner & ((child <= idx) | (child >= end))
-        if np.any(bad):
-            node = int(idx[bad][0])
-            raise ValueError(
-                f"{name}[{node}]: child {int(child[node])} is not after its parent in its tree"
-            )
-    parents = np.bincount(np.concatenate([lo[inner], hi[inner]]), minlength=n)
-    want = np.ones(n, dtype=np.int64)
-    want[r] = 0
-    wrong = (parents != want).nonzero()[0]
-    if wrong.size:
-        node = int(wrong[0])
-        raise ValueError(f"node {node} has {int(parents[node])} parents, not {want[node]}")
-    frontier, depth = r, 0
-    while True:
-        inner_front = frontier[f[frontier] >= 0]
-        if inner_front.size == 0:
-            return
-        depth += 1
-        if depth > max_depth:
-            raise ValueError(f"a tree is deeper than its max_depth {max_depth}")
-        frontier = np.concatenate([lo[inner_front], hi[inner_front]])
