@@ -31,16 +31,15 @@ def gpu_bundle() -> dict[str, Any]:
     return dict(json.loads(text))
 
 
-@pytest.fixture(scope="module")
-def cpu_bundle() -> dict[str, Any]:
-    """A CPU bundle fitted on synthetic rows (real fitting code, made-up latencies)."""
+def synthetic_cpu_bundle(n_rows: int = 40, seed: int = 3) -> dict[str, Any]:
+    """A CPU bundle fitted on synthetic rows (the real fitting code, made-up latencies)."""
     from tflat.cpu.features import FEATURE_NAMES
     from tflat.cpu.predictor import CpuPredictor
     from tflat.cpu.regressor import TrainingRow, fit_models
 
-    rng = random.Random(3)
+    rng = random.Random(seed)
     rows = []
-    for i in range(40):
+    for i in range(n_rows):
         feats = {name: float(rng.randint(1, 64)) for name in FEATURE_NAMES}
         feats["flops"] = float(rng.randint(10**4, 10**7))
         kind, op = ("conv2d", "CONV_2D") if i % 2 else ("elementwise", "ADD")
@@ -49,6 +48,11 @@ def cpu_bundle() -> dict[str, Any]:
     spread = {key: (0.8, 1.25) for key in models}
     predictor = CpuPredictor("host-cpu-test", models, invoke_overhead_ms=0.05, spread=spread)
     return predictor.to_bundle()
+
+
+@pytest.fixture(scope="module")
+def cpu_bundle() -> dict[str, Any]:
+    return synthetic_cpu_bundle()
 
 
 def _leaf(b: dict[str, Any]) -> int:

@@ -16,7 +16,6 @@ import functools
 import json
 import logging
 import math
-import random
 import warnings
 from importlib import resources
 from pathlib import Path
@@ -55,17 +54,9 @@ def gpu_seed() -> dict[str, Any]:
 
 @functools.cache
 def cpu_seed() -> dict[str, Any]:
-    from tflat.predict.cpu_features import FEATURE_NAMES, CpuPredictor, TrainingRow, fit_models
+    from test_bundle_schema import synthetic_cpu_bundle
 
-    rng = random.Random(5)
-    rows = []
-    for i in range(16):
-        feats = {name: float(rng.randint(1, 64)) for name in FEATURE_NAMES}
-        kind, op = ("conv2d", "CONV_2D") if i % 2 else ("elementwise", "ADD")
-        rows.append(TrainingRow(op, kind, feats, 0.01 + i / 100))
-    models = fit_models(rows)
-    spread = {k: (0.8, 1.25) for k in models}
-    return CpuPredictor("fuzz-cpu", models, invoke_overhead_ms=0.05, spread=spread).to_bundle()
+    return synthetic_cpu_bundle(n_rows=16, seed=5)
 
 
 @functools.cache
@@ -134,9 +125,9 @@ class _Records(logging.Handler):
 def check_bundle(text: str) -> None:
     """The property: a predictor whose estimate is finite, or a one-line PredictorError; and
     no numpy warning or logged warning on the way (the CLI's stderr holds one line)."""
-    from tflat.estimation import estimate_with
-    from tflat.predict.bundle_schema import parse_bundle_text, validate_bundle
-    from tflat.predict.bundles import predictor_from_bundle
+    from tflat.pricing.bundle_schema import parse_bundle_text, validate_bundle
+    from tflat.pricing.compose import estimate_with
+    from tflat.pricing.predictors import predictor_from_bundle
 
     records = _Records()
     logging.getLogger("tflat").addHandler(records)

@@ -10,7 +10,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -145,23 +144,9 @@ def test_processes_opening_a_new_database_at_once_all_migrate_it(db_url: str) ->
 
 
 def _bench(folder: Path, url: str, *extra: str) -> list[str]:
-    code = "import sys; from tflat.cli import main; sys.exit(main(sys.argv[1:]))"
-    return [
-        sys.executable,
-        "-c",
-        code,
-        "bench",
-        str(folder),
-        "--device",
-        DEVICE,
-        "--db",
-        url,
-        "--repeats",
-        "3",
-        "--warmup",
-        "1",
-        *extra,
-    ]
+    from test_campaign import _bench_cmd
+
+    return [*_bench_cmd(folder, url), *extra]
 
 
 def _measured(stdout: str) -> int:
