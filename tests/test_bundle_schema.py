@@ -301,3 +301,22 @@ def test_a_tampered_predictor_in_a_shared_database_is_refused(
         assert main(args) == code
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "host-cpu-test" in err, err
+
+
+def test_an_interval_leaning_one_way_still_holds_the_prediction(
+    gpu_bundle: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """tflat train can make a kind's interval [0.8, 2.2] (its held-out residuals all lean one
+    way): such a bundle is valid, and each kernel's interval is widened to hold its time (it
+    made a Price that refused it: exit 3)."""
+    bundle = copy.deepcopy(gpu_bundle)
+    for kind in ("conv2d", "depthwise_conv2d"):
+        bundle["kernel_interval"]["log_ratio"][kind] = [0.8, 2.2]
+    path, out = tmp_path / "bundle.json", tmp_path / "estimate.json"
+    _write(path, bundle)
+    code, _, stderr = _estimate(path, out, capsys)
+    assert code == 0, stderr
+    data = json.loads(out.read_text())
+    estimate = data[0] if isinstance(data, list) else data
+    kernels = [k for k in estimate["kernels"] if k["latency_ms"] > 0]
+    assert kernels and all(k["low_ms"] <= k["latency_ms"] <= k["high_ms"] for k in kernels)

@@ -204,6 +204,9 @@ class Predictor:
                 lo, hi = self.kernel_log_interval.get(
                     PROXY_KIND.get(k.kind, k.kind), DEFAULT_KERNEL_LOG_INTERVAL
                 )
+                # a kind's held-out residuals may all lean one way: the interval still holds
+                # the prediction (a Price requires low <= ms <= high)
+                lo, hi = min(lo, 0.0), max(hi, 0.0)
                 ms = wm.listed_kernel_ms(
                     PROXY_KIND.get(k.kind, k.kind), raw[k.index], weight_mb[k.index]
                 )
