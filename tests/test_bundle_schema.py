@@ -158,6 +158,7 @@ GPU: dict[str, Mutation] = {
     "control characters in a name": _set("device.name", "evil\nsecond line\x1b[31m"),
     "unknown gpu family": _set("gpu_family", "../../etc/passwd"),
     "unknown rules": _set("rules", "nope"),
+    "unknown precision": _set("precision", "fp8"),
     "an integer of 5000 digits": _text(
         lambda t: t.replace('"max_depth": 12', '"max_depth": ' + "9" * 5000)
     ),
@@ -234,7 +235,7 @@ def test_a_sixty_megabyte_bundle_is_refused_before_it_is_read(
     assert stderr.count("\n") == 1 and "over the 50 MB a bundle may have" in stderr
 
 
-@pytest.mark.parametrize("which", ["gpu", "cpu"])
+@pytest.mark.parametrize("which", ["gpu", "gpu measured in fp32", "cpu"])
 def test_untampered_bundles_estimate(
     which: str,
     gpu_bundle: dict[str, Any],
@@ -243,7 +244,10 @@ def test_untampered_bundles_estimate(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     path, out = tmp_path / "bundle.json", tmp_path / "estimate.json"
-    _write(path, gpu_bundle if which == "gpu" else cpu_bundle)
+    bundle = cpu_bundle if which == "cpu" else dict(gpu_bundle)
+    if which == "gpu measured in fp32":
+        bundle["precision"] = "fp32"
+    _write(path, bundle)
     code, _, stderr = _estimate(path, out, capsys)
     assert code == 0, stderr
     data = json.loads(out.read_text(), parse_constant=lambda name: pytest.fail(name))

@@ -194,6 +194,16 @@ def _gpu_family(value: str) -> str:
     return value
 
 
+def _precision(value: str) -> str:
+    """A GPU math precision the delegate has (``gpu/rules/tflite_gpu_precision.toml``)."""
+    from tflat.gpu.precision import load_precision_facts
+
+    known = load_precision_facts().precisions
+    if value not in known:
+        raise ValueError(f"precision {_short(value, 20)!r} is not one of {', '.join(known)}")
+    return value
+
+
 def _cpu_model_key(value: str) -> str:
     """An op type (``CONV_2D``, ``CUSTOM:name``) or a pooled ``kind:<kind>`` / ``kind:any``."""
     if value.startswith(POOLED_PREFIX):
@@ -360,6 +370,8 @@ class GpuBundle(_Strict):
     device: Device
     gpu_family: Annotated[str, Field(max_length=60), AfterValidator(_gpu_family)] = "default"
     rules: Annotated[str, AfterValidator(_rules)] = "tflite_gpu"
+    #: the GPU math the data was measured in (absent: the delegate's default)
+    precision: Annotated[str, AfterValidator(_precision)] | None = None
     tflat_version: Text = ""
     trained_at: Text = ""
     provenance: FreeDict = {}
