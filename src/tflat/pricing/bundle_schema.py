@@ -13,10 +13,10 @@ check; training notes) are bounded in size and depth. The first problem becomes 
 Why pydantic rather than jsonschema: its Rust core checks a shipped-size bundle (11,600 tree
 nodes) in about 10 ms, pydantic imports in about 0.1 s after numpy (jsonschema, pure Python:
 0.26 s here), and the cross-field checks are validators beside the fields they read. Importing
-it and building these models adds 0.07-0.28 s to a fresh process (min of 15 and of 5 runs)
-(benchmarks/results/hostile_inputs.md), so this module is imported only when a bundle from
-outside is read: bundles shipped with tflat are part of the package and are not checked at
-every load (a test checks them).
+it and building these models adds about 0.2 s to a fresh process (``estimate -d FILE.json``
+620 ms against ``-d pixel4`` 426 ms, min of 15: benchmarks/results/hostile_inputs.md), so this
+module is imported only when a bundle from outside is read: bundles shipped with tflat are
+part of the package and are not checked at every load (a test checks them).
 """
 
 from __future__ import annotations
