@@ -7,6 +7,7 @@ and answers with output recorded from real phones (tests/data/benchmark_model).
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -59,10 +60,18 @@ def binary(tmp_path: Path) -> Path:
     return b
 
 
-def test_real_adb_without_a_phone_is_a_device_error(binary: Path) -> None:
+def test_real_adb_without_a_phone_is_a_device_error(
+    binary: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     adb = shutil.which("adb")
     if adb is None:
         pytest.skip("Debian package adb not installed")
+    # A server of this test's own: another adb server on the default port (a developer's, or
+    # one left hanging) must neither answer for it nor be killed by it.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("ANDROID_ADB_SERVER_PORT", str(port))
     runner = AndroidRunner("tflat-no-such-serial", benchmark_binary=binary)
     try:
         with pytest.raises(DeviceError, match="no phone tflat-no-such-serial attached") as err:
