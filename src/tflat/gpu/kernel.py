@@ -22,6 +22,8 @@ KINDS = (
     "fully_connected",
     "pool",
     "mean",
+    "reduce",
+    "batch_matmul",
     "concat",
     "elementwise",
     "resize",

@@ -19,7 +19,8 @@ from typing import Any
 
 from tflat.errors import SpecError
 from tflat.gpu.kernel import Kernel, read_rules
-from tflat.gpu.precision import load_precision_facts
+from tflat.gpu.precision import PrecisionFacts, load_precision_facts
+from tflat.gpu.support import backend_of, delegated_ops, load_support, refusal
 from tflat.model.cost import ELEMENTWISE
 from tflat.model.ops import Graph, Op
 
@@ -138,16 +139,50 @@ def winograd_chosen(
 
 
 def partition(
-    graph: Graph, rules: str | GpuRules = "tflite_gpu", gpu_family: str = "default"
+    graph: Graph,
+    rules: str | GpuRules = "tflite_gpu",
+    gpu_family: str = "default",
+    backend: str | None = None,
 ) -> tuple[Kernel, ...]:
     """The kernels the GPU delegate runs for ``graph.ops``, in execution order.
 
     Every op of ``graph.ops`` is in exactly one kernel. XNNPACK's partition is
     :func:`tflat.cpu.xnnpack.partition`; :func:`tflat.cpu.delegates.partition` takes either
-    by the rules' name.
+    by the rules' name. ``backend`` (``opencl``/``metal``; default: the GPU family's) decides
+    which supported ops the delegate takes (:mod:`tflat.gpu.support`).
     """
     gpu_rules = load_gpu_rules(rules) if isinstance(rules, str) else rules
-    return _Partitioner(graph, gpu_rules, gpu_family).run()
+    return _Partitioner(graph, gpu_rules, gpu_family, backend).run()
+
+
+def _delegation(
+    graph: Graph, rules: GpuRules, backend: str, facts: PrecisionFacts
+) -> tuple[dict[int, str], frozenset[int]]:
+    """Why each refused op is refused, and the op indices the backend runs on the GPU: an op
+    type without a parser, an op version or type the delegate refuses (``facts``), a check of
+    the backend (:mod:`tflat.gpu.support`), then only the partitions it takes."""
+    support = load_support(backend)
+    refused: dict[int, str] = {}
+    for op in graph.ops:
+        if op.type not in rules.supported:
+            why: str | None = "no GPU kernel for this op"
+        else:
+            why = facts.refuses(op) or refusal(op, support)
+        if why:
+            refused[op.index] = why
+    takes = {op.index for op in graph.ops if op.index not in refused}
+    delegated = delegated_ops(graph.ops, takes, support)
+    for i in takes - delegated:
+        refused[i] = f"only the largest partition runs on the GPU ({backend} delegate)"
+    return refused, delegated
+
+
+def _spatial_reduction(op: Op) -> bool:
+    """A reduction over height and width of a 4-D tensor (what the measured means are)."""
+    data = op.activations
+    rank = len(data[0].shape) if data else 0
+    axes = {a % rank for a in op.options.get("axis", [])} if rank else set()
+    return rank == 4 and bool(axes) and axes <= {1, 2}
 
 
 def _hw(shape: tuple[int, ...]) -> tuple[int, int]:
@@ -157,10 +192,16 @@ def _hw(shape: tuple[int, ...]) -> tuple[int, int]:
 
 
 class _Partitioner:
-    def __init__(self, graph: Graph, rules: GpuRules, gpu_family: str) -> None:
+    def __init__(
+        self, graph: Graph, rules: GpuRules, gpu_family: str, backend: str | None = None
+    ) -> None:
         self.ops = graph.ops
         self.rules = rules
         self.family = gpu_family
+        self.facts = load_precision_facts()
+        self.refused, self.delegated = _delegation(
+            graph, rules, backend or backend_of(gpu_family), self.facts
+        )
         self.graph_outputs = {t.index for t in graph.outputs}
         self.readers: dict[int, list[int]] = {}
         self.producer: dict[int, int] = {}
@@ -170,12 +211,9 @@ class _Partitioner:
             for t in op.outputs:
                 self.producer[t.index] = pos
         self.owner: dict[int, int] = {}  # fused op position -> main op position
-        self.facts = load_precision_facts()
-        # op version and type limits, looked up once per op (supported() is asked often)
-        self.refused = {op.index: self.facts.refuses(op) for op in self.ops}
 
     def supported(self, op: Op) -> bool:
-        return op.type in self.rules.supported and not self.refused.get(op.index)
+        return op.index in self.delegated
 
     def is_free(self, op: Op) -> bool:
         if op.type in self.rules.free:
@@ -294,8 +332,8 @@ class _Partitioner:
         """(kind, kernel name, on the GPU, note) of one main op."""
         names = self.rules.kernel_name
         if not self.supported(op):
-            why = self.refused.get(op.index) or "not supported by the delegate"
-            return "cpu_fallback", f"cpu:{op.type.lower()}", False, why
+            why = self.refused.get(op.index, "in a partition the delegate does not take")
+            return "cpu_fallback", f"cpu:{op.type.lower()}", False, f"not supported: {why}"
         if self.is_free(op):
             return "free", op.type.lower(), True, "no GPU work (layout only or constant weights)"
         if self.converts_weights(op):
@@ -320,6 +358,8 @@ class _Partitioner:
                 return kind, "convolution_winograd_4x4_6x6", True, ""
         if kind == "pool" and op.type == "AVERAGE_POOL_2D" and _hw(out) == (1, 1):
             return "mean", names["mean"], True, "global average pool runs as mean"
+        if kind == "mean" and not _spatial_reduction(op):
+            return "reduce", names["reduce"], True, "reduces other axes than height and width"
         return kind, names.get(kind, kind), True, ""
 
     def winograd(self, op: Op) -> bool:
