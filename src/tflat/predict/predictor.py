@@ -30,7 +30,8 @@ from tflat.predict.features import (
     analytic_parts,
     feature_matrix,
 )
-from tflat.predict.shapes import ops_by_index, output_bytes, shape_from_kernel
+from tflat.predict.ranges import TrainingRange, kernel_aspect
+from tflat.predict.shapes import as_pointwise, ops_by_index, output_bytes, shape_from_kernel
 from tflat.predict.trees import TreeEnsemble
 from tflat.predict.whole import WholeModelTerm, model_features
 
@@ -40,15 +41,20 @@ BUNDLE_FORMAT = "tflat-predictor"
 BUNDLE_FORMAT_VERSION = 2
 DEFAULT_KERNEL_LOG_INTERVAL = (math.log(0.6), math.log(1.6))
 _PAD_TYPES = frozenset({"PAD", "PADV2", "MIRROR_PAD"})
+#: kinds whose non-square kernels are priced as their 1x1 equivalent
+_DENSE = frozenset({"conv2d", "grouped_conv2d"})
 
 
 @dataclass(frozen=True)
 class KernelTime:
-    """Predicted latency of one kernel with its interval (``interval`` of the prediction)."""
+    """Predicted latency of one kernel with its interval (``interval`` of the prediction);
+    ``outside`` says why a learned kind's price is extrapolated (empty: inside its training
+    range), and the interval is then the wider extrapolation band."""
 
     latency_ms: float
     low_ms: float
     high_ms: float
+    outside: str = ""
 
 
 @dataclass(frozen=True)
@@ -128,6 +134,11 @@ class Predictor:
             }
             self.interval = float(bundle["kernel_interval"].get("level", 0.8))
             self.whole = WholeModelTerm.from_bundle(bundle["whole_model"])
+            self.training_range: TrainingRange | None = (
+                TrainingRange.from_dict(bundle["training_range"], FEATURE_NAMES)
+                if "training_range" in bundle
+                else None
+            )
         except (KeyError, TypeError, ValueError, IndexError, SpecError) as exc:
             raise PredictorError(f"predictor bundle is malformed: {exc!r}") from exc
         self.bundle = bundle
@@ -137,12 +148,49 @@ class Predictor:
     # ------------------------------------------------------------ kernels
     def predict_shapes(self, shapes: Sequence[KernelShape]) -> np.ndarray:
         """Raw per-kernel latency (ms) as measured alone, before the whole-model term."""
+        return self._predict(shapes)[0]
+
+    def _predict(self, shapes: Sequence[KernelShape]) -> tuple[np.ndarray, np.ndarray]:
+        """Raw latencies and the feature rows the trees read (kinds as the trees know them)."""
         if not shapes:
-            return np.zeros(0)
+            return np.zeros(0), np.zeros((0, len(FEATURE_NAMES)))
         shapes = [proxy_shape(s, self.kinds) for s in shapes]
         analytic = self.analytic_ms(shapes)
         x = feature_matrix(shapes, self.kinds, analytic)
-        return analytic * np.exp(self.trees.predict(x))
+        return analytic * np.exp(self.trees.predict(x)), x
+
+    def predict_in_range(self, shapes: Sequence[KernelShape]) -> tuple[np.ndarray, list[str]]:
+        """Raw latencies, each with why it lies outside the training range ("" inside).
+
+        A kernel that is not square when every trained one was (the USC data's are) is out of
+        range. A dense convolution is then priced as the 1x1 convolution that does the same
+        work (its input channels times the taps: same FLOPs, weights and serial loop), the
+        mapping that priced held-out 3x3 and 7x7 convolutions best from the other sizes
+        (``scripts/fit_pricing.py``); a depthwise one keeps its taps (no mapping was
+        checked for it)."""
+        tr = self.training_range
+        notes = [""] * len(shapes)
+        priced = list(shapes)
+        for i, s in enumerate(shapes):
+            kind = proxy_shape(s, self.kinds).kind
+            if tr is None or kernel_aspect(s) <= tr.trained_aspect(kind):
+                continue
+            notes[i] = (
+                f"a {s.taps // max(s.kernel, 1)}x{s.kernel} kernel, the trained ones are square"
+            )
+            if kind in _DENSE:
+                priced[i] = as_pointwise(s)
+                notes[i] += (
+                    f": priced as a 1x1 convolution over {s.taps}x the input channels (same "
+                    "FLOPs and weights)"
+                )
+        raw, x = self._predict(priced)
+        if tr is not None:
+            for i, s in enumerate(priced):
+                why = tr.out_of_range(proxy_shape(s, self.kinds).kind, x[i])
+                if why is not None:
+                    notes[i] = "; ".join(n for n in (notes[i], why) if n)
+        return raw, notes
 
     def analytic_ms(self, shapes: Sequence[KernelShape]) -> np.ndarray:
         for s in shapes:
@@ -193,7 +241,9 @@ class Predictor:
         kernels 0."""
         by_index = by_index if by_index is not None else ops_by_index(graph)
         listed, shapes = self._listed(graph, kernels, by_index)
-        raw = dict(zip((k.index for k in listed), self.predict_shapes(shapes), strict=True))
+        raw_ms, notes = self.predict_in_range(shapes)
+        raw = dict(zip((k.index for k in listed), raw_ms, strict=True))
+        outside = dict(zip((k.index for k in listed), notes, strict=True))
         weight_mb = {k.index: s.weight_bytes / 1e6 for k, s in zip(listed, shapes, strict=True)}
         wm = self.whole
         times: list[KernelTime] = []
@@ -212,7 +262,11 @@ class Predictor:
                 )
                 if any(by_index[i].type in _PAD_TYPES for i in k.op_indices[1:]):
                     ms += wm.merged_pad_ms
-                times.append(KernelTime(ms, ms * math.exp(lo), ms * math.exp(hi)))
+                low, high = ms * math.exp(lo), ms * math.exp(hi)
+                note = outside[k.index]
+                if note and self.training_range is not None:
+                    low, high = self.training_range.widen(ms, low, high)
+                times.append(KernelTime(ms, low, high, note))
             else:
                 ms = max(self._unlisted_ms(graph, k, by_index), self.min_launch_ms)
                 lo, hi = DEFAULT_KERNEL_LOG_INTERVAL

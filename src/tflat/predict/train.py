@@ -42,7 +42,10 @@ from tflat.predict.features import (
     analytic_ms,
     feature_matrix,
 )
+from tflat.predict.folds import group_folds as _group_folds
 from tflat.predict.predictor import BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, Predictor, proxy_shape
+from tflat.predict.ranges import training_range
+from tflat.predict.rates import AnalyticParams, fit_analytic_or_none
 from tflat.predict.shapes import shape_from_usc
 from tflat.predict.trees import fit_gbdt, train_booster
 from tflat.predict.whole import fit_whole_model, model_features, nnls_relative
@@ -99,6 +102,8 @@ class ModelParts:
     #: unlisted nodes right before a spatial conv or pool: the converter's explicit PADs,
     #: which the delegate merges into that kernel's padding (not counted in ``unlisted_ops``)
     merged_pads: int = 0
+    #: the MB each unlisted op writes (``unlisted_mb`` is their sum)
+    unlisted_mb_each: tuple[float, ...] = ()
 
 
 _NODE = re.compile(r"_(\d+)(?=_linked_|$)")
@@ -165,6 +170,7 @@ def model_parts(
             if ids:
                 main_nodes.append((ids[0], s))
         unlisted_ops, unlisted_mb, merged_pads = 0, 0.0, 0
+        each: list[float] = []
         if seen:
             main_nodes.sort(key=lambda p: p[0])
             main_at: dict[int, KernelShape] = {}
@@ -182,7 +188,8 @@ def model_parts(
                     # links it: one kernel, one launch
                     continue
                 unlisted_ops += 1
-                unlisted_mb += _unlisted_mb(node, main_nodes)
+                each.append(_unlisted_mb(node, main_nodes))
+                unlisted_mb += each[-1]
         family = families.get(model) or (rows[0].family if rows else model)
         out.append(
             ModelParts(
@@ -193,6 +200,7 @@ def model_parts(
                 unlisted_mb=unlisted_mb,
                 measured_ms=measured.get(model),
                 merged_pads=merged_pads,
+                unlisted_mb_each=tuple(each),
             )
         )
     return out
@@ -212,8 +220,11 @@ def _pads_into(shape: KernelShape | None) -> bool:
 _nnls_relative = nnls_relative
 
 
-def parts_features(mp: ModelParts, raw_ms: Sequence[float] | np.ndarray) -> dict[str, float]:
-    """The whole-model term's inputs of one model from its listed kernels' raw times."""
+def parts_features(
+    mp: ModelParts, raw_ms: Sequence[float] | np.ndarray, analytic: AnalyticParams | None = None
+) -> dict[str, float]:
+    """The whole-model term's inputs of one model from its listed kernels' raw times (and,
+    with ``analytic``, the analytic price of the ops the data omits)."""
     return model_features(
         [s.kind for s in mp.shapes],
         raw_ms,
@@ -221,46 +232,8 @@ def parts_features(mp: ModelParts, raw_ms: Sequence[float] | np.ndarray) -> dict
         mp.unlisted_mb,
         mp.merged_pads,
         [s.weight_bytes / 1e6 for s in mp.shapes],
+        analytic.omitted_ops_ms(mp.unlisted_mb_each) if analytic is not None else 0.0,
     )
-
-
-def _group_folds(
-    groups: Sequence[str], n_folds: int, tags: Sequence[str] | None = None
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Folds with whole families, balanced by row count (deterministic).
-
-    With ``tags`` (one per row, e.g. the kernel kind), a family holding a rare tag (one that
-    at most ``n_folds`` families have) is put in a fold without that tag when there is one:
-    otherwise every family with grouped convolutions (RegNet, ResNeXt) may land in one fold,
-    and that fold's model has never seen the kind it must predict.
-    """
-    g = np.asarray(groups)
-    counts: dict[str, int] = defaultdict(int)
-    for x in g:
-        counts[str(x)] += 1
-    fam_tags: dict[str, set[str]] = defaultdict(set)
-    if tags is not None:
-        for x, t in zip(g, tags, strict=True):
-            fam_tags[str(x)].add(str(t))
-    k = max(2, min(n_folds, len(counts)))
-    tag_families: dict[str, int] = defaultdict(int)
-    for ts in fam_tags.values():
-        for t in ts:
-            tag_families[t] += 1
-    rare = {t for t, n in tag_families.items() if 1 < n <= k}
-    order = sorted(counts, key=lambda f: (-len(fam_tags[f] & rare), -counts[f], f))
-    load = [0] * k
-    fold_tags: list[set[str]] = [set() for _ in range(k)]
-    fold_of: dict[str, int] = {}
-    for fam in order:
-        mine = fam_tags[fam] & rare
-        free = [i for i in range(k) if not (fold_tags[i] & mine)] or list(range(k))
-        i = min(free, key=lambda j: (load[j], j))
-        fold_of[fam] = i
-        load[i] += counts[fam]
-        fold_tags[i] |= mine
-    folds = np.array([fold_of[str(x)] for x in g])
-    return [(np.where(folds != i)[0], np.where(folds == i)[0]) for i in range(k)]
 
 
 @dataclass
@@ -365,7 +338,12 @@ def _rows(
 
 
 def _candidate(
-    name: str, rows: _Rows, params: dict[str, Any], n_folds: int, tick: Ticker
+    name: str,
+    rows: _Rows,
+    params: dict[str, Any],
+    n_folds: int,
+    tick: Ticker,
+    analytic: AnalyticParams | None = None,
 ) -> _Candidate:
     """Out-of-fold kernel predictions over families, and the whole-model term on them."""
     y, shapes = rows.y, rows.shapes
@@ -386,11 +364,12 @@ def _candidate(
         y_by_model[m].append(float(t))
     fit_parts = [mp for mp in rows.parts if mp.measured_ms and mp.shapes]
     whole = fit_whole_model(
-        [parts_features(mp, oof_by_model[mp.model]) for mp in fit_parts],
+        [parts_features(mp, oof_by_model[mp.model], analytic) for mp in fit_parts],
         [float(mp.measured_ms or 0.0) for mp in fit_parts],
         [mp.family for mp in fit_parts],
         INTERVAL,
-        measured_features=[parts_features(mp, y_by_model[mp.model]) for mp in fit_parts],
+        measured_features=[parts_features(mp, y_by_model[mp.model], analytic) for mp in fit_parts],
+        analytic=analytic is not None,
     )
     return _Candidate(name=name, params=params, oof=oof, whole=whole)
 
@@ -442,10 +421,11 @@ def fit_device(
     if not op_rows:
         raise PredictorError("no kernel measurements to train on")
     rows = _rows(op_rows, model_rows, gpu_family, rules)
+    analytic = fit_analytic_or_none(op_rows, gpu_family, provenance)
     grid = GBDT_GRID if tune else {"default": {}}
     tick = Ticker(progress, len(grid) * n_folds + 1, "training")  # each fold, the final fit
     candidates = [
-        _candidate(name, rows, {**GBDT_PARAMS, **over, **(params or {})}, n_folds, tick)
+        _candidate(name, rows, {**GBDT_PARAMS, **over, **(params or {})}, n_folds, tick, analytic)
         for name, over in grid.items()
     ]
     if tune_by not in TUNE_RULES:
@@ -489,12 +469,17 @@ def fit_device(
             "log_ratio": _kernel_interval(rows.shapes, rows.y, best.oof, final.kinds),
         },
         "whole_model": whole,
+        "training_range": training_range(
+            [proxy_shape(s, final.kinds) for s in rows.shapes], final.kinds, final.analytic
+        ),
         "training_rows": {"kernels": len(rows.y), "models": len(fit_parts)},
         "metrics": {
             "kernel_oof_mape_pct": best.kernel_mape_pct(rows.y),
             **whole.pop("_metrics", {}),
         },
     }
+    if analytic is not None:
+        bundle["pricing"] = {"analytic": analytic.to_dict()}
     Predictor(bundle)  # refuse to return a bundle that does not load
     tick.finish()
     return bundle
