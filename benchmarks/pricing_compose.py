@@ -22,8 +22,10 @@ to move together: a rate fitted too low prices every kernel of that basis too lo
 from __future__ import annotations
 
 import math
+import os
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from tflat.gpu import partition
@@ -44,6 +46,15 @@ from tflat.pricing.edges import TransferPricer, find_edges
 from tflat.pricing.ranges import Extrapolation, TrainingRange
 
 LEARNED_SHARE_WARNING = 0.9
+
+
+def shared_data_dir() -> Path:
+    """The public data folder: beside TFLAT_USC_DIR when set, else ../shared/data next to the
+    repository (the package ships only the USC files)."""
+    env = os.environ.get("TFLAT_USC_DIR")
+    if env:
+        return Path(env).parent
+    return Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 @dataclass

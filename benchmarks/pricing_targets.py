@@ -27,7 +27,7 @@ from typing import Any
 
 import anchor_models
 import tflat
-from pricing_compose import Composed, compose
+from pricing_compose import Composed, compose, shared_data_dir
 from tflat.datasets.usc import DEVICES
 from tflat.model.writer import GraphBuilder
 
@@ -62,9 +62,7 @@ def nn_meter_check(folder: Path) -> dict[str, Any]:
     """An independent check of the analytic pricer on the Adreno 640: nn-Meter's fusion-rule
     tests timed a standalone ADD and RELU on 28x28x16 tensors (TFLite 2.1 GPU delegate; the
     ruletest config's HW 28, CIN 16), data the rates never saw."""
-    from tflat.datasets.usc import default_folder
-
-    path = default_folder().parent / "nn-meter" / "fusion_rule_tests" / "rule_tflite_gpu.json"
+    path = shared_data_dir() / "nn-meter" / "fusion_rule_tests" / "rule_tflite_gpu.json"
     if not path.is_file():
         print("nn-Meter fusion tests not found: check skipped")
         return {}

@@ -22,7 +22,7 @@ from typing import Any
 
 import anchor_models
 import tflat
-from pricing_compose import compose
+from pricing_compose import compose, shared_data_dir
 
 OUT = Path(__file__).parent / "results"
 PHONES = {"Pixel 4": "pixel4", "iPhone XS": "iphonexs", "iPhone 7": "iphone7",
@@ -38,10 +38,7 @@ MODELS = {
 
 
 def default_published() -> Path:
-    """Beside the USC data folder (TFLAT_USC_DIR or ../shared/data next to the repository)."""
-    from tflat.datasets.usc import default_folder
-
-    return default_folder().parent / "published" / "published_tables.csv"
+    return shared_data_dir() / "published" / "published_tables.csv"
 
 
 def main() -> int:

@@ -9,14 +9,14 @@ import math
 import numpy as np
 import pytest
 
-from tflat.datasets.usc import default_folder, load_usc
+from tflat.datasets.usc import have_usc, load_usc
 from tflat.errors import PredictorError
 from tflat.predict.bundles import BUNDLED_DEVICES, bundled_text
 from tflat.predict.features import FEATURE_NAMES, KernelShape, feature_matrix
 from tflat.predict.whole import OFFSET, fit_whole_model
 from tflat.pricing.ranges import Extrapolation, TrainingRange
 
-HAVE_USC = (default_folder() / "tflite_cnn_ops_gpu.csv").is_file()
+HAVE_USC = have_usc()
 
 
 def shipped_range(device: str) -> TrainingRange:
