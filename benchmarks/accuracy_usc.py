@@ -29,12 +29,12 @@ TARGETS = {
 OP_MAPE_TARGET = 8.0
 #: The previous method's figures (same command, same folds), for the record.
 PREVIOUS = {
-    "pixel4": (3.86, 92.4, 83.5, 8.17),
-    "s10": (5.47, 84.8, 81.0, 10.41),
-    "mi8se": (2.60, 97.5, 78.5, 6.78),
-    "a03s": (4.29, 89.9, 78.5, 7.00),
-    "iphone7": (2.85, 96.2, 73.4, 5.52),
-    "iphonexs": (4.07, 93.7, 77.2, 5.89),
+    "pixel4": (4.03, 88.6, 84.8, 9.24),
+    "s10": (5.52, 84.8, 81.0, 10.72),
+    "mi8se": (2.81, 94.9, 81.0, 7.94),
+    "a03s": (4.34, 91.1, 81.0, 7.42),
+    "iphone7": (2.72, 94.9, 81.0, 5.76),
+    "iphonexs": (4.44, 93.7, 75.9, 6.28),
 }
 NOTES = """
 ## What changed since the previous figures
@@ -82,16 +82,23 @@ iphonexs, same command and outer folds.
    Tried, not kept: waves x steps as the analytic serial column (worse on most devices), pool
    bytes as output x taps (pooling rows better, total worse on 4 of 6), DepthwiseConv3x3
    2x2-pixel blocks (op error better on 4 of 6, model MAPE worse on 4 of 6 in a full run).
-7. The ops the kernel rows omit are priced by the device's analytic rates (issue 17:
-   `tflat.predict.rates`, fitted inside each fold on its training kernels): each an unary
-   element-wise kernel over the MB it writes, at face value, as an offset of the whole-model
-   term (coefficient fixed at 1) that replaces the unlisted_ops/unlisted_mb columns; a kernel
-   the registry prices analytically then costs what the term assumed. Previous (step 6) ->
-   now, model MAPE / ±10 % share: see the two tables. Tried on the same folds: the analytic
-   price as a fitted column ("feature" mode, `whole.ANALYTIC_MODE`): 3.86 / 5.54 / 2.63 / 4.47
-   / 2.66 / 4.11, ±10 % 92.4 / 86.1 / 97.5 / 86.1 / 97.5 / 91.1, but its coefficient can go to 0
-   and price a 112x112x96 ADD like a 7x7x96 one; analytic beside the old columns: the fit
-   ignores it (3.86 / 5.47 / 2.60, as before). Offset kept: a price is what it says.
+- Tried, not kept (issue 17): the ops the kernel rows omit (DenseNet's batch-norm MUL, ADD,
+  RELU after each concatenation, MobileNetV3's squeeze-and-excite MUL, ...) priced by the
+  device's analytic rates (`tflat.predict.rates`, fitted inside each fold on its training
+  kernels), each a unary element-wise kernel over the MB it writes, in place of the
+  unlisted_ops / unlisted_mb columns. Model MAPE on pixel4 / s10 / mi8se / a03s / iphone7 /
+  iphonexs (±10 % share): at face value, an offset of the term, 4.34 / 5.82 / 2.39 / 4.35 /
+  2.62 / 4.02 (91.1 / 84.8 / 97.5 / 86.1 / 97.5 / 93.7); only its bytes and waves at face
+  value, the launch fitted as the count column, 3.97 / 5.61 / 2.54 / 4.85 / 2.77 / 4.17
+  (92.4 / 86.1 / 97.5 / 86.1 / 97.5 / 92.4); a fitted coefficient floored at 0.25, 3.96 / 5.60
+  / 2.63 on the first three, at 0.5, 4.07 / 5.67 / 2.63; a free coefficient 3.86 / 5.54 / 2.63
+  / 4.47 / 2.66 / 4.11 (it fits 0 on pixel4 and s10). Why: on pixel4 and s10 the whole-model
+  times give these kernels no marginal cost (fitted with the old columns: 0 ms and 0 ms/MB),
+  and the families holding most of them are already over-predicted without them (pixel4:
+  DenseNet +4.5 / +5.5 %, MobileNetV3 +7 .. +15 %), so any positive price pushes them further
+  over. The term keeps its count and MB columns; in an estimate of a real graph these kernels
+  are priced by the analytic pricer (`pricing.analytic`), which the term did not assume:
+  `benchmarks/results/estimate_vs_usc.md` measures what that adds on the zoo's USC graphs.
 - Tried, not kept: Metal's fused kernel `depthwise_conv_plus_1x1_conv` as one launch (the
   delegate's limits from tasks/special/depthwise_conv_plus_1x1_conv.cc: depthwise multiplier
   1, <= 16 channels, then a 1x1 conv with <= 16 filters; the data names it on both rows in 12
@@ -148,7 +155,7 @@ iphonexs, same command and outer folds.
   logged in steps 2, 4 and 6 and in the tried items; the outer folds are those of the
   previous figures.
 
-Previous method (step 6), same command: model MAPE / ±10 % share / coverage / op MAPE.
+Previous method, same command: model MAPE / ±10 % share / coverage / op MAPE.
 """
 
 

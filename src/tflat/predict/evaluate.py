@@ -102,7 +102,6 @@ class _Predictions:
         total = pred.total_from_parts(
             raw, mp.unlisted_ops, mp.unlisted_mb, [s.kind for s in mp.shapes],
             mp.merged_pads, [s.weight_bytes / 1e6 for s in mp.shapes],
-            pred.omitted_ops_ms(mp.unlisted_mb_each),
         )  # fmt: skip
         lo, hi = pred.whole.log_interval
         self.results.append(

@@ -45,7 +45,7 @@ from tflat.predict.features import (
 from tflat.predict.folds import group_folds as _group_folds
 from tflat.predict.predictor import BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, Predictor, proxy_shape
 from tflat.predict.ranges import training_range
-from tflat.predict.rates import AnalyticParams, fit_analytic_or_none
+from tflat.predict.rates import fit_analytic_or_none
 from tflat.predict.shapes import shape_from_usc
 from tflat.predict.trees import fit_gbdt, train_booster
 from tflat.predict.whole import fit_whole_model, model_features, nnls_relative
@@ -102,8 +102,6 @@ class ModelParts:
     #: unlisted nodes right before a spatial conv or pool: the converter's explicit PADs,
     #: which the delegate merges into that kernel's padding (not counted in ``unlisted_ops``)
     merged_pads: int = 0
-    #: the MB each unlisted op writes (``unlisted_mb`` is their sum)
-    unlisted_mb_each: tuple[float, ...] = ()
 
 
 _NODE = re.compile(r"_(\d+)(?=_linked_|$)")
@@ -170,7 +168,6 @@ def model_parts(
             if ids:
                 main_nodes.append((ids[0], s))
         unlisted_ops, unlisted_mb, merged_pads = 0, 0.0, 0
-        each: list[float] = []
         if seen:
             main_nodes.sort(key=lambda p: p[0])
             main_at: dict[int, KernelShape] = {}
@@ -188,8 +185,7 @@ def model_parts(
                     # links it: one kernel, one launch
                     continue
                 unlisted_ops += 1
-                each.append(_unlisted_mb(node, main_nodes))
-                unlisted_mb += each[-1]
+                unlisted_mb += _unlisted_mb(node, main_nodes)
         family = families.get(model) or (rows[0].family if rows else model)
         out.append(
             ModelParts(
@@ -200,7 +196,6 @@ def model_parts(
                 unlisted_mb=unlisted_mb,
                 measured_ms=measured.get(model),
                 merged_pads=merged_pads,
-                unlisted_mb_each=tuple(each),
             )
         )
     return out
@@ -220,11 +215,8 @@ def _pads_into(shape: KernelShape | None) -> bool:
 _nnls_relative = nnls_relative
 
 
-def parts_features(
-    mp: ModelParts, raw_ms: Sequence[float] | np.ndarray, analytic: AnalyticParams | None = None
-) -> dict[str, float]:
-    """The whole-model term's inputs of one model from its listed kernels' raw times (and,
-    with ``analytic``, the analytic price of the ops the data omits)."""
+def parts_features(mp: ModelParts, raw_ms: Sequence[float] | np.ndarray) -> dict[str, float]:
+    """The whole-model term's inputs of one model from its listed kernels' raw times."""
     return model_features(
         [s.kind for s in mp.shapes],
         raw_ms,
@@ -232,7 +224,6 @@ def parts_features(
         mp.unlisted_mb,
         mp.merged_pads,
         [s.weight_bytes / 1e6 for s in mp.shapes],
-        analytic.omitted_ops_ms(mp.unlisted_mb_each) if analytic is not None else 0.0,
     )
 
 
@@ -343,7 +334,6 @@ def _candidate(
     params: dict[str, Any],
     n_folds: int,
     tick: Ticker,
-    analytic: AnalyticParams | None = None,
 ) -> _Candidate:
     """Out-of-fold kernel predictions over families, and the whole-model term on them."""
     y, shapes = rows.y, rows.shapes
@@ -364,12 +354,11 @@ def _candidate(
         y_by_model[m].append(float(t))
     fit_parts = [mp for mp in rows.parts if mp.measured_ms and mp.shapes]
     whole = fit_whole_model(
-        [parts_features(mp, oof_by_model[mp.model], analytic) for mp in fit_parts],
+        [parts_features(mp, oof_by_model[mp.model]) for mp in fit_parts],
         [float(mp.measured_ms or 0.0) for mp in fit_parts],
         [mp.family for mp in fit_parts],
         INTERVAL,
-        measured_features=[parts_features(mp, y_by_model[mp.model], analytic) for mp in fit_parts],
-        analytic=analytic is not None,
+        measured_features=[parts_features(mp, y_by_model[mp.model]) for mp in fit_parts],
     )
     return _Candidate(name=name, params=params, oof=oof, whole=whole)
 
@@ -425,7 +414,7 @@ def fit_device(
     grid = GBDT_GRID if tune else {"default": {}}
     tick = Ticker(progress, len(grid) * n_folds + 1, "training")  # each fold, the final fit
     candidates = [
-        _candidate(name, rows, {**GBDT_PARAMS, **over, **(params or {})}, n_folds, tick, analytic)
+        _candidate(name, rows, {**GBDT_PARAMS, **over, **(params or {})}, n_folds, tick)
         for name, over in grid.items()
     ]
     if tune_by not in TUNE_RULES:

@@ -56,28 +56,6 @@ DESIGNS: dict[str, tuple[str, ...]] = {
         "one",
     ),
 }
-#: With an analytic pricer the unlisted kernels cost their analytic price, at face value: the
-#: column is an offset (coefficient fixed at 1, :data:`OFFSET`), the designs lose their count
-#: and MB columns, and the rest of the term is fitted on what the analytic prices leave. A
-#: kernel priced analytically in an estimate then carries exactly the price the term assumed.
-OFFSET = "unlisted_analytic_ms"
-#: How the analytic price enters: "offset" (coefficient 1) or "feature" (fitted like the
-#: others; tried, see benchmarks/results/accuracy_usc.md)
-ANALYTIC_MODE = "offset"
-
-
-def designs(analytic: bool, mode: str = ANALYTIC_MODE) -> dict[str, tuple[str, ...]]:
-    """:data:`DESIGNS`; with ``analytic`` the unlisted kernels by their analytic price (an
-    offset column not listed here, or a fitted one replacing their count and MB)."""
-    if not analytic:
-        return dict(DESIGNS)
-    out: dict[str, tuple[str, ...]] = {}
-    for name, cols in DESIGNS.items():
-        rest = tuple(c for c in cols if c not in ("unlisted_ops", "unlisted_mb"))
-        out[name] = rest if mode == "offset" else (*rest[:2], OFFSET, *rest[2:])
-    return out
-
-
 #: A listed kernel shorter than this alone costs more in a whole inference: the feature
 #: ``listed_floor_ms`` is sum(max(FLOOR_MS - raw, 0)) over listed kernels. The value was
 #: picked among 0.01 / 0.02 / 0.05 ms on the USC family folds (see accuracy_usc.md).
@@ -98,11 +76,9 @@ def model_features(
     unlisted_mb: float,
     merged_pads: int = 0,
     weight_mb: Sequence[float] | np.ndarray | None = None,
-    unlisted_analytic_ms: float = 0.0,
 ) -> dict[str, float]:
     """Every quantity any design uses, from the listed kernels' kinds, raw times and weight
-    sizes (MB, fp16 as the GPU holds them), and the analytic price of the unlisted kernels
-    (:mod:`tflat.pricing.analytic`; 0 without one)."""
+    sizes (MB, fp16 as the GPU holds them)."""
     raw = np.asarray(raw_ms, dtype=float)
     weights = np.zeros(raw.size) if weight_mb is None else np.asarray(weight_mb, dtype=float)
     groups = np.array([kernel_group(k) for k in kinds])
@@ -111,7 +87,6 @@ def model_features(
         "listed_kernels": float(len(raw)),
         "unlisted_ops": float(unlisted_ops),
         "unlisted_mb": float(unlisted_mb),
-        "unlisted_analytic_ms": float(unlisted_analytic_ms),
         "merged_pads": float(merged_pads),
         # Profiled alone, a kernel finds its weights in the GPU's caches (the same op runs
         # again and again); in a whole inference every kernel's weights come from DRAM.
@@ -157,14 +132,8 @@ class WholeModelTerm:
         """What a PAD merged into a conv's padding adds to that kernel in a whole inference."""
         return float(self.coef.get("merged_pads", 0.0))
 
-    def unlisted_kernel_ms(self, mb_written: float, analytic_ms: float = 0.0) -> float:
-        """What one unlisted kernel costs in a whole inference: by its count and the MB it
-        writes, or by its analytic price (whichever the design uses)."""
-        return (
-            self.coef.get("unlisted_ops", 0.0)
-            + self.coef.get("unlisted_mb", 0.0) * mb_written
-            + self.coef.get("unlisted_analytic_ms", 0.0) * analytic_ms
-        )
+    def unlisted_kernel_ms(self, mb_written: float) -> float:
+        return self.coef.get("unlisted_ops", 0.0) + self.coef.get("unlisted_mb", 0.0) * mb_written
 
     def total(self, features: Mapping[str, float]) -> float:
         return float(sum(c * features.get(name, 0.0) for name, c in self.coef.items()))
@@ -186,13 +155,12 @@ class WholeModelTerm:
         return cls(design="base", coef=coef, log_interval=(lo, hi))
 
 
-def nnls_relative(a: np.ndarray, y: np.ndarray, offset: np.ndarray | None = None) -> np.ndarray:
-    """Non-negative least squares on relative error: min sum(((a @ c + offset) - y) / y)^2."""
+def nnls_relative(a: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Non-negative least squares on relative error: min sum(((a @ c) - y) / y)^2."""
     from scipy.optimize import nnls
 
     w = 1.0 / np.maximum(y, 1e-6)
-    target = y - offset if offset is not None else y
-    coef, _ = nnls(a * w[:, None], target * w)
+    coef, _ = nnls(a * w[:, None], y * w)
     return np.asarray(coef, dtype=float)
 
 
@@ -207,7 +175,6 @@ def fit_whole_model(
     families: Sequence[str],
     interval: float = 0.8,
     measured_features: Sequence[Mapping[str, float]] | None = None,
-    analytic: bool = False,
 ) -> dict[str, Any]:
     """Choose a design by leave-one-family-out error, fit it on all rows, and give the
     interval of a total from the chosen design's held-out residuals (conformal).
@@ -218,10 +185,8 @@ def fit_whole_model(
     free of the kernel models' errors. Which source fits better is chosen like the design,
     always scored by applying the fit to predicted features of held-out families. One more
     candidate, ``ensemble``, is the mean of all the others (coefficients averaged: still one
-    non-negative linear term), scored the same way. With ``analytic`` the unlisted kernels
-    enter by their analytic price (:func:`designs`).
+    non-negative linear term), scored the same way.
     """
-    all_designs = designs(analytic)
     y = np.asarray(measured_ms, dtype=float)
     if y.size == 0:
         return {
@@ -229,34 +194,27 @@ def fit_whole_model(
             "fitted_on": "predicted",
             "coef": {"listed_kernel_sum_ms": 1.0},
             "log_interval": [math.log(0.8), math.log(1.25)],
-            "features": list(all_designs["base"]),
+            "features": list(DESIGNS["base"]),
         }
     enough = len(set(families)) >= 3
     sources = {"predicted": features}
     if measured_features is not None and enough:
         sources["measured"] = measured_features
-    offset = analytic and ANALYTIC_MODE == "offset"
-    all_cols = list(dict.fromkeys(c for cols in all_designs.values() for c in cols))
-    if offset:
-        all_cols.append(OFFSET)
+    all_cols = list(dict.fromkeys(c for cols in DESIGNS.values() for c in cols))
     a_pred_all = np.array([[f.get(c, 0.0) for c in all_cols] for f in features])
     scores: dict[str, float] = {}
     held_out: dict[str, np.ndarray] = {}
     full_coef: dict[str, np.ndarray] = {}
-    for name, cols in all_designs.items():
+    for name, cols in DESIGNS.items():
         pick = [all_cols.index(c) for c in cols]
         for source, feats in sources.items():
             a_fit = np.array([[f[c] for c in cols] for f in feats])
-            off_fit = np.array([f.get(OFFSET, 0.0) for f in feats]) if offset else np.zeros(y.size)
-            off_pred = a_pred_all[:, -1] if offset else np.zeros(y.size)
             key = f"{name}/{source}"
             coef = np.zeros(len(all_cols))
-            coef[pick] = nnls_relative(a_fit, y, off_fit)
-            if offset:
-                coef[-1] = 1.0
+            coef[pick] = nnls_relative(a_fit, y)
             full_coef[key] = coef
             pred = a_pred_all @ coef if not enough else _cv_predictions(
-                a_fit, a_pred_all[:, pick], y, families, off_fit, off_pred
+                a_fit, a_pred_all[:, pick], y, families
             )  # fmt: skip
             if np.isnan(pred).all():
                 continue
@@ -282,8 +240,7 @@ def fit_whole_model(
     res = residuals[best]
     level = min(1.0, interval * (1 + 1 / max(res.size, 1)))
     half = float(np.quantile(np.abs(res), level))
-    base = (*all_designs["base"], OFFSET) if offset else all_designs["base"]
-    used = [c for c, v in zip(all_cols, coef, strict=True) if v != 0.0 or c in base]
+    used = [c for c, v in zip(all_cols, coef, strict=True) if v != 0.0 or c in DESIGNS["base"]]
     return {
         "design": design,
         "fitted_on": source or "both",
@@ -299,25 +256,18 @@ def fit_whole_model(
             f"weights of the listed kernels; listed_floor_ms = sum max({FLOOR_MS} - raw, 0)"
         ),
         "_metrics": {"model_oof_mape_pct": scores[best]},
-        **({"fixed": {OFFSET: 1.0}} if offset else {}),
     }
 
 
 def _cv_predictions(
-    a_fit: np.ndarray,
-    a_pred: np.ndarray,
-    y: np.ndarray,
-    families: Sequence[str],
-    off_fit: np.ndarray,
-    off_pred: np.ndarray,
+    a_fit: np.ndarray, a_pred: np.ndarray, y: np.ndarray, families: Sequence[str]
 ) -> np.ndarray:
     """Leave-one-family-out totals: fitted on ``a_fit`` rows of the other families, applied
-    to the held-out family's ``a_pred`` rows (NaN where a fold has too few rows); the offsets
-    (0 but for the analytic offset) are added to the fitted part."""
+    to the held-out family's ``a_pred`` rows (NaN where a fold has too few rows)."""
     out = np.full(len(y), np.nan)
     for train_idx, test_idx in _family_folds(families):
         if train_idx.size < a_fit.shape[1]:
             continue
-        c = nnls_relative(a_fit[train_idx], y[train_idx], off_fit[train_idx])
-        out[test_idx] = a_pred[test_idx] @ c + off_pred[test_idx]
+        c = nnls_relative(a_fit[train_idx], y[train_idx])
+        out[test_idx] = a_pred[test_idx] @ c
     return out
