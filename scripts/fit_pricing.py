@@ -11,14 +11,15 @@ For every USC phone it fits, from ``tflite_cnn_ops_gpu.csv`` and ``tflite_cnn_e2
   (tflat.pricing.fitting);
 * ``pricing.cpu``: the CPU rates, fitted on the one-big-core whole-model timings
   (tflat.pricing.fit_cpu), and ``pricing.edges``: the copy at a partition edge;
-* ``pricing.extrapolation``: the interval of a learned price outside its training range
-  (tflat.pricing.fit_extrapolation; trains kernel models, a few minutes);
-* ``training_range``: the trained range of each learned kind's size features.
+* ``training_range``: the trained range of each learned kind's size features, with the
+  ``extrapolation`` band of a learned price outside it (tflat.pricing.fit_extrapolation;
+  trains kernel models, a few minutes);
+* ``provenance.pricing``: what fitted these sections, from which data.
 
 Everything else in a bundle (trees, whole-model term) is left as it is, byte for byte, unless
 ``--retrain`` retrains the bundle first (``tflat train --usc``: needed when the training code
-changed, e.g. the whole-model term's design). The record of every fit (rates, held-out errors,
-coverage per basis) goes to ``<results>/pricing_fit.json`` and ``.md``.
+changed). Run it again on bundles that have the sections: it replaces them. The record of
+every fit (rates, held-out errors) goes to ``<results>/pricing_fit.json`` and ``.md``.
 """
 
 from __future__ import annotations
@@ -72,6 +73,11 @@ def main() -> int:
         bundle = bundles[dev]
         bundle["pricing"] = sections[dev]["pricing"]
         bundle["training_range"] = sections[dev]["training_range"]
+        bundle.setdefault("provenance", {})["pricing"] = {
+            "fitted_by": "scripts/fit_pricing.py",
+            "date": today,
+            "source": source,
+        }
         path = write_bundle(dev, bundle, folder)
         print(f"{dev}: wrote {path} ({len(bundle_json(bundle)) // 1024} KB)", flush=True)
     args.results.mkdir(parents=True, exist_ok=True)
@@ -94,7 +100,6 @@ def fit_sections(
     from tflat.predict.usc import GPU_CONFIG, device_meta
     from tflat.pricing.fit_cpu import CPU_CONFIG, fit_cpu, fit_edges
     from tflat.pricing.fitting import global_interval
-    from tflat.pricing.ranges import Extrapolation
 
     rates, residuals, extra = {}, {}, {}
     for dev in devices:
@@ -116,20 +121,21 @@ def fit_sections(
         "ratio": [math.exp(x) for x in interval],
         **analytic_record,
     }
-    ex_section = None
+    band: dict[str, Any] = {}
     if extra:
         ex_interval, ex_level, ex_record = global_interval(extra)
         record["extrapolation"] = {"log_interval": list(ex_interval), **ex_record}
-        ex_section = Extrapolation(
-            ex_interval,
-            {
+        band = {
+            "log_interval": list(ex_interval),
+            "provenance": {
                 "source": source,
                 "date": record["date"],
                 "level": ex_level,
-                "method": "kernels at one end of a size feature held out in turn, priced by "
+                "method": "kernels at one end of a size feature, and every 3x3 (7x7) "
+                "convolution priced as its 1x1 equivalent, held out in turn and priced by "
                 "kernel models trained on the rest; band over every phone and experiment",
             },
-        )
+        }
     out: dict[str, dict[str, Any]] = {}
     for dev in devices:
         bundle = bundles[dev]
@@ -146,25 +152,15 @@ def fit_sections(
             family,
             {"source": source, "date": record["date"]},
         )
-        overhead = float(bundle["whole_model"]["coef"].get("one", 0.0))
         cpu = replace(cpu, other_log_interval=interval)
-        edges = fit_edges(cpu, overhead, {"source": source, "date": record["date"]})
-        pricing: dict[str, Any] = {
-            "analytic": analytic,
-            "cpu": cpu.to_dict(),
-            "edges": edges.to_dict(),
-            "provenance": {
-                "fitted_by": "scripts/fit_pricing.py",
-                "date": record["date"],
-                "source": source,
-            },
-        }
-        if ex_section is not None:
-            pricing["extrapolation"] = ex_section.to_dict()
+        edges = fit_edges(cpu, rates[dev].launch_ms, {"source": source, "date": record["date"]})
+        pricing = {"analytic": analytic, "cpu": cpu.to_dict(), "edges": edges.to_dict()}
         kinds = list(bundle["kinds"])
         coefs = {k: np.asarray(v, dtype=float) for k, v in bundle["analytic"].items()}
         shapes = _usc_shapes(data.ops_for(dev), family)
         trange = training_range([proxy_shape(s, kinds) for s in shapes], kinds, coefs)
+        if band:
+            trange["extrapolation"] = band
         out[dev] = {"pricing": pricing, "training_range": trange}
         record["devices"][dev] = {
             "analytic": {k: v for k, v in analytic.items() if k != "provenance"},
@@ -174,14 +170,14 @@ def fit_sections(
         }
         print(
             f"{dev}: analytic, cpu ({cpu_record['family_held_out_mape_pct']:.1f} % "
-            f"held-out MAPE), edges (sync {edges.sync_ms:.3f} ms)",
+            f"held-out MAPE), edges (convert {edges.convert_ms:.4f} ms)",
             flush=True,
         )
     return out
 
 
 def _usc_shapes(op_rows: Any, family: str) -> list[Any]:
-    from tflat.predict.features import shape_from_usc
+    from tflat.predict.shapes import shape_from_usc
 
     return [shape_from_usc(r.operation, r.feature, r.kernel_name, family) for r in op_rows]
 
@@ -214,7 +210,8 @@ def render_md(record: dict[str, Any]) -> str:
         e = record["extrapolation"]
         lines += [
             "",
-            "## Extrapolation interval (one end of a size feature held out)",
+            "## Extrapolation interval (held out: one end of a size feature, or a square "
+            "kernel size priced as its 1x1 equivalent)",
             "",
             f"80 % band: x{math.exp(e['log_interval'][0]):.2f} .. "
             f"x{math.exp(e['log_interval'][1]):.2f} (level {e['level']}; tried "
@@ -234,7 +231,7 @@ def render_md(record: dict[str, Any]) -> str:
         "## Per phone",
         "",
         "| phone | launch ms | ms/MB | ms/GFLOP | ms/k wave steps | CPU ms/GFLOP GEMM | "
-        "CPU ms/GFLOP other | CPU ms/MB | CPU op ms | CPU held-out MAPE % | edge sync ms |",
+        "CPU ms/GFLOP other | CPU ms/MB | CPU op ms | CPU held-out MAPE % | edge convert ms |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for dev, d in record["devices"].items():
@@ -243,7 +240,7 @@ def render_md(record: dict[str, Any]) -> str:
             f"| {dev} | {an['launch_ms']:.4f} | {an['ms_per_mb']:.4f} | {an['ms_per_gflop']:.3f}"
             f" | {an['ms_per_k_wave_steps']:.4f} | {c['ms_per_gflop_dense']:.2f} | "
             f"{c['ms_per_gflop_other']:.2f} | {c['ms_per_mb']:.3f} | {c['op_ms']:.4f} | "
-            f"{d['cpu']['family_held_out_mape_pct']:.1f} | {d['edges']['sync_ms']:.3f} |"
+            f"{d['cpu']['family_held_out_mape_pct']:.1f} | {d['edges']['convert_ms']:.4f} |"
         )
     return "\n".join(lines) + "\n"
 

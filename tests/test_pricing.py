@@ -20,6 +20,7 @@ from tflat.cpu.regressor import TrainingRow, fit_models
 from tflat.cpu.xnnpack import partition as xnnpack_partition
 from tflat.gpu.kernel import Kernel
 from tflat.model import Graph, read_model
+from tflat.pricing.analytic import AnalyticPricer
 from tflat.pricing.base import (
     Basis,
     EdgePricer,
@@ -29,6 +30,7 @@ from tflat.pricing.base import (
     PricingContext,
 )
 from tflat.pricing.compose import compose, estimate_with, partition_edges
+from tflat.pricing.cpu import CpuPricer
 from tflat.pricing.learned import CpuLearnedPricer, GpuLearnedPricer
 from tflat.pricing.predictors import load_predictor
 from tflat.pricing.registry import FreePricer, PricerRegistry, registry_of
@@ -67,6 +69,16 @@ def gpu(device: str) -> GpuLearnedPricer:
     predictor = load_predictor(device)
     assert not isinstance(predictor, CpuPredictor)
     return GpuLearnedPricer(predictor)
+
+
+def section(device: str, name: str) -> Mapping[str, Any]:
+    """A shipped bundle's ``pricing.<name>`` section."""
+    return dict(load_predictor(device).bundle["pricing"][name])
+
+
+def learned_only(device: str) -> PricerRegistry:
+    """The registry of a shipped phone without its pricing sections."""
+    return PricerRegistry(gpu(device))
 
 
 class Bytes(Pricer):
@@ -117,7 +129,14 @@ PRICERS: dict[str, tuple[Callable[[], Pricer], Callable[[Kernel], bool]]] = {
     "gpu-learned-iphonexs": (lambda: gpu("iphonexs"), lambda k: True),
     "cpu-learned": (lambda: CpuLearnedPricer(_CPU), lambda k: True),
     "analytic-bytes": (lambda: Bytes(0.003, 20.0), lambda k: k.kind != "free"),
-}
+    "analytic-pixel4": (lambda: AnalyticPricer.from_dict(section("pixel4", "analytic")),
+                        lambda k: k.on_gpu and k.kind != "free"),
+    "analytic-a03s": (lambda: AnalyticPricer.from_dict(section("a03s", "analytic")),
+                      lambda k: k.on_gpu and k.kind != "free"),
+    "cpu-pixel4": (lambda: CpuPricer.from_dict(section("pixel4", "cpu")), lambda k: not k.on_gpu),
+    "cpu-iphone7": (lambda: CpuPricer.from_dict(section("iphone7", "cpu")),
+                    lambda k: not k.on_gpu),
+}  # fmt: skip
 
 
 def _context(pricer: Pricer, graph: Graph) -> PricingContext:
@@ -161,15 +180,19 @@ def test_free_pricer_refuses_a_kernel_that_is_not_free() -> None:
 @pytest.mark.parametrize("device", ["pixel4", "s10", "mi8se", "a03s", "iphone7", "iphonexs"])
 @pytest.mark.parametrize("path", VENDORED, ids=lambda p: p.stem)
 def test_estimate_keeps_the_predictors_figures(device: str, path: Path) -> None:
-    """Pricing by basis changes no number: kernel by kernel and the total's interval are the
-    predictor's own (op-order and kernel-order sums of the total agree to rounding)."""
+    """The learned pricer changes no number of its predictor: kernel by kernel, and the
+    total's interval where every price is learned (an extrapolated one adds its own wider
+    bounds); op-order and kernel-order sums of the total agree to rounding."""
     predictor = load_predictor(device)
     graph = read_model(path)
     gp = predictor.predict_graph(graph)
-    est = estimate_with(graph, predictor)
+    est = estimate_with(graph, learned_only(device))
     assert [k.latency_ms for k in est.kernels] == [t.latency_ms for t in gp.kernel_times]
     assert [k.low_ms for k in est.kernels] == [t.low_ms for t in gp.kernel_times]
-    assert (est.total_low_ms, est.total_high_ms) == (gp.total_low_ms, gp.total_high_ms)
+    if "extrapolated" not in {k.basis for k in est.kernels}:
+        assert (est.total_low_ms, est.total_high_ms) == (gp.total_low_ms, gp.total_high_ms)
+    else:
+        assert est.total_low_ms <= gp.total_low_ms and est.total_high_ms >= gp.total_high_ms
     assert est.total_ms == pytest.approx(gp.total_ms, rel=1e-12)
     assert est.overhead_ms == gp.overhead_ms
     assert est.precision == "fp16"
@@ -192,19 +215,36 @@ def test_cpu_estimate_keeps_the_predictors_figures(path: Path) -> None:
             assert own[k.index].basis == "cpu"
 
 
-def test_gpu_bases_say_what_a_price_rests_on() -> None:
-    est = estimate_with(read_model(MODELS / "hey_jarvis.tflite"), load_predictor("pixel4"))
+@pytest.mark.parametrize("sections", [False, True], ids=["learned-only", "shipped"])
+def test_gpu_bases_say_what_a_price_rests_on(sections: bool) -> None:
+    """Without sections the learned pricer answers for every kind (rough figures from its
+    whole-model fit, no copies); with the shipped ones the analytic, CPU and copy pricers do."""
+    graph = read_model(MODELS / "hey_jarvis.tflite")
+    est = estimate_with(graph, registry_of(load_predictor("pixel4")) if sections
+                        else learned_only("pixel4"))  # fmt: skip
     by_kind: dict[str, set[str]] = {}
     for k in est.kernels:
         by_kind.setdefault(k.kind, set()).add(k.basis)
-    assert by_kind["conv2d"] == {"learned"}
+    # its one convolution is 1x5 on a tiny input: outside what the square USC kernels cover
+    assert by_kind["conv2d"] == {"extrapolated"}
+    [conv] = [k for k in est.kernels if k.kind == "conv2d"]
+    assert "a 1x5 kernel" in conv.basis_note and "log2_flops_eff" in conv.basis_note
+    assert by_kind["depthwise_conv2d"] == {"extrapolated"}  # 1x5 .. 1x21 depthwise
+    assert "learned" in by_kind["fully_connected"]
     assert by_kind["free"] == {"free"}
     assert by_kind["cpu_fallback"] == {"cpu"}
     assert by_kind["elementwise"] == {"analytic"}
     analytic = [k for k in est.kernels if k.basis == "analytic"]
-    assert all("whole-model fit" in k.basis_note for k in analytic)
-    assert est.cpu_ms == pytest.approx(est.basis_ms["cpu"])  # no copies priced: cpu is compute
-    assert est.transfer_ms == 0.0
+    cpu = [k for k in est.kernels if k.basis == "cpu"]
+    if sections:
+        assert all("MB moved" in k.basis_note for k in analytic)
+        assert all("priced on the CPU" in k.basis_note for k in cpu)
+        assert est.transfer_ms > 0
+        assert est.basis_ms["cpu"] == pytest.approx(est.cpu_ms + est.transfer_ms)
+    else:
+        assert all("whole-model fit" in k.basis_note for k in analytic)
+        assert est.cpu_ms == pytest.approx(est.basis_ms["cpu"])  # no copies: cpu is compute
+        assert est.transfer_ms == 0.0
     assert any("learned from measured kernels" in w and "cpu_fallback" in w for w in est.warnings)
 
 
@@ -227,7 +267,9 @@ def test_partition_edges_cross_sides_once_per_tensor(tmp_path: Path) -> None:
     kernels = gpu("pixel4").kernels(graph)
     edges = partition_edges(graph, kernels)
     side = {k.index: k.on_gpu for k in kernels}
-    assert [e.to_gpu for e in edges] == [False, True]  # conv -> ZEROS_LIKE -> add
+    # only the largest partition (the add and the 1x1 conv) runs on the GPU: the first conv
+    # and the ZEROS_LIKE run on the CPU, and both their outputs go up to the add
+    assert [e.to_gpu for e in edges] == [True, True]
     for e in edges:
         assert e.src_kernel is not None and e.dst_kernel is not None
         assert side[e.src_kernel] != side[e.dst_kernel] and side[e.dst_kernel] == e.to_gpu
@@ -242,7 +284,7 @@ def test_sections_plug_pricers_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(PricerRegistry, "SECTIONS", here)
     predictor = load_predictor("pixel4")
     graph = _fallback_model(tmp_path)
-    plain = estimate_with(graph, predictor)
+    plain = estimate_with(graph, learned_only("pixel4"))
     sections = {"analytic": {"launch_ms": 0.004, "gb_per_s": 10},
                 "edges": {"sync_ms": 0.05, "gb_per_s": 5}}  # fmt: skip
     bundle = {**predictor.bundle, "pricing": sections}
@@ -271,7 +313,7 @@ def test_a_section_without_a_pricer_is_a_clear_error() -> None:
 
 
 def test_without_sections_the_registry_routes_to_the_learned_pricer() -> None:
-    registry = registry_of(load_predictor("pixel4"))
+    registry = learned_only("pixel4")
     graph = read_model(MODELS / "hey_jarvis.tflite")
     for k in registry.kernels(graph):
         pricer = registry.pricer_for(k)

@@ -1,5 +1,4 @@
-"""Training ranges and extrapolation, the analytic rates' fit on held-out kinds, and the
-whole-model term's analytic offset."""
+"""Training ranges and extrapolation, and the analytic rates' fit on held-out kinds."""
 
 from __future__ import annotations
 
@@ -13,8 +12,7 @@ from tflat.datasets.usc import have_usc, load_usc
 from tflat.errors import PredictorError
 from tflat.predict.bundles import BUNDLED_DEVICES, bundled_text
 from tflat.predict.features import FEATURE_NAMES, KernelShape, feature_matrix
-from tflat.predict.whole import OFFSET, fit_whole_model
-from tflat.pricing.ranges import Extrapolation, TrainingRange
+from tflat.predict.ranges import TrainingRange
 
 HAVE_USC = have_usc()
 
@@ -57,39 +55,23 @@ def test_range_margin_and_bad_sections() -> None:
 
 
 def test_extrapolation_only_widens() -> None:
-    ex = Extrapolation((math.log(0.7), math.log(1.5)))
+    band = {"log_interval": [math.log(0.7), math.log(1.5)]}
+    ex = TrainingRange.from_dict({"kinds": {}, "extrapolation": band}, FEATURE_NAMES)
     assert ex.widen(1.0, 0.9, 1.1) == pytest.approx((0.7, 1.5))
     assert ex.widen(1.0, 0.5, 3.0) == (0.5, 3.0)
     with pytest.raises(PredictorError, match="hold 0"):
-        Extrapolation((0.1, 0.5))
-
-
-def test_offset_is_priced_at_face_value() -> None:
-    """With the analytic offset the term fits only what the analytic prices leave."""
-    rng = np.random.default_rng(0)
-    feats, ys, fams = [], [], []
-    for i in range(40):
-        listed, analytic = rng.uniform(2, 20), rng.uniform(0.1, 3)
-        feats.append(
-            {
-                "listed_kernel_sum_ms": listed,
-                "listed_kernels": float(rng.integers(10, 60)),
-                "unlisted_ops": 5.0,
-                "unlisted_mb": 1.0,
-                "merged_pads": 0.0,
-                "listed_weight_mb": 0.0,
-                "listed_floor_ms": 0.0,
-                OFFSET: analytic,
-                "one": 1.0,
-            }
+        TrainingRange.from_dict(
+            {"kinds": {}, "extrapolation": {"log_interval": [0.1, 0.5]}}, FEATURE_NAMES
         )
-        ys.append(1.1 * listed + analytic + 0.5)
-        fams.append(f"f{i % 5}")
-    wm = fit_whole_model(feats, ys, fams, analytic=True)
-    assert wm["coef"][OFFSET] == 1.0 and wm["fixed"] == {OFFSET: 1.0}
-    assert "unlisted_ops" not in wm["coef"] and "unlisted_mb" not in wm["coef"]
-    assert wm["coef"]["listed_kernel_sum_ms"] == pytest.approx(1.1, rel=1e-3)
-    assert wm["coef"]["one"] == pytest.approx(0.5, rel=1e-2)
+
+
+def test_a_non_square_kernel_is_outside_square_training() -> None:
+    ranges = shipped_range("pixel4")
+    assert ranges.trained_aspect("conv2d") == 1.0
+    row = conv_row(17, 128, 160, 7)
+    assert ranges.out_of_range("conv2d", row, aspect=1.0) is None
+    note = ranges.out_of_range("conv2d", row, aspect=7.0)
+    assert note is not None and "kernel_aspect 7 > 1" in note
 
 
 @pytest.mark.skipif(not HAVE_USC, reason="USC data not present")

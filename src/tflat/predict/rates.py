@@ -8,9 +8,7 @@ reductions, ...) is priced from the device's rates::
 
 This module holds what training needs: the work of a kernel described as the learned side
 describes it (a :class:`~tflat.predict.features.KernelShape`: USC rows and learned kinds), the
-work of the element-wise ops a USC kernel list omits, the rates (:class:`AnalyticParams`) and
-their fit on one device's measured kernels. The whole-model term prices the omitted ops with
-them (so a kernel priced analytically in an estimate costs what the term assumed);
+rates (:class:`AnalyticParams`) and their fit on one device's measured kernels;
 :mod:`tflat.pricing.analytic` prices the kernels of a real graph with the same rates.
 
 The fit is one non-negative least squares on relative error over the device's measured kernels,
@@ -34,8 +32,8 @@ from typing import Any
 import numpy as np
 
 from tflat.errors import PredictorError
-from tflat.gpu.dispatch import gpu_facts
 from tflat.predict.features import BYTES_PER_ELEMENT, KernelShape, _Columns
+from tflat.predict.sections import DEFAULT_BAND, Band, band_of, check_band, check_rates, reading
 
 log = logging.getLogger(__name__)
 INTERVAL_LEVEL = 0.8
@@ -77,16 +75,6 @@ def shape_works(shapes: Sequence[KernelShape], bytes_per_element: int = 2) -> li
     ]  # fmt: skip
 
 
-def elementwise_work(out_mb: float, gpu_family: str = "default") -> KernelWork:
-    """The work of a unary element-wise kernel writing ``out_mb`` MB (fp16, slices of 4):
-    what the USC data's omitted ops (an activation or a batch-norm step the delegate could
-    not link) are known by."""
-    facts = gpu_facts(gpu_family)
-    elements = out_mb * 1e6 / BYTES_PER_ELEMENT
-    waves = math.ceil(max(elements / 4 / (facts.compute_units * facts.wave_size), 1))
-    return KernelWork("elementwise", 2 * out_mb, elements / 1e9, float(waves))
-
-
 #: A copy that reorders elements costs more than one that streams them: on the Adreno 640 the
 #: nn-Meter fusion tests (TFLite 2.1, 28x28x16 tensors) measured a layout-changing reshape at
 #: 8.0 us against 5.0 us for an add of the same tensor (rule_tflite_gpu.json, "reshape" vs "add").
@@ -104,20 +92,13 @@ class AnalyticParams:
     ms_per_gflop: float
     ms_per_k_wave_steps: float
     #: 80 % interval of log(measured / price) on kinds left out of the fit (lo <= 0 <= hi)
-    log_interval: tuple[float, float] = (math.log(0.5), math.log(2.0))
+    log_interval: Band = DEFAULT_BAND
     class_factor: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_CLASS_FACTOR))
     provenance: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in _RATES:
-            v = getattr(self, name)
-            if not (math.isfinite(v) and v >= 0):
-                raise PredictorError(f"analytic pricing: {name} must be finite and >= 0, not {v}")
-        if self.launch_ms <= 0:
-            raise PredictorError("analytic pricing: launch_ms must be > 0 (a launch is never free)")
-        lo, hi = self.log_interval
-        if not (math.isfinite(lo) and math.isfinite(hi) and lo <= 0 <= hi):
-            raise PredictorError(f"analytic pricing: log_interval must hold 0, not {lo}, {hi}")
+        check_rates("analytic pricing", self, _RATES, positive=("launch_ms",))
+        check_band("analytic pricing", "log_interval", self.log_interval)
         for cls, f in self.class_factor.items():
             if not (math.isfinite(f) and f > 0):
                 raise PredictorError(f"analytic pricing: class_factor[{cls}] must be > 0")
@@ -125,20 +106,15 @@ class AnalyticParams:
     @classmethod
     def from_dict(cls, section: Mapping[str, Any]) -> AnalyticParams:
         """Read a bundle's ``pricing.analytic`` section; a problem -> PredictorError."""
-        try:
-            lo, hi = (float(x) for x in section["log_interval"])
+        with reading("analytic pricing"):
+            factors = section.get("class_factor", DEFAULT_CLASS_FACTOR)
             return cls(
                 gpu_family=str(section["gpu_family"]),
                 **{name: float(section[name]) for name in _RATES},
-                log_interval=(lo, hi),
-                class_factor={
-                    str(k): float(v)
-                    for k, v in section.get("class_factor", DEFAULT_CLASS_FACTOR).items()
-                },
+                log_interval=band_of(section),
+                class_factor={str(k): float(v) for k, v in factors.items()},
                 provenance=dict(section.get("provenance", {})),
             )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise PredictorError(f"analytic pricing section is malformed: {exc!r}") from exc
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -158,11 +134,6 @@ class AnalyticParams:
             + work.wave_steps / 1e3 * self.ms_per_k_wave_steps
         )
         return raw * self.class_factor.get(work.op_class, 1.0)
-
-    def omitted_ops_ms(self, out_mb: Sequence[float]) -> float:
-        """The price of ops a kernel list omits (the USC rows' unlisted ops), each known by
-        the MB it writes: a unary element-wise kernel over that tensor."""
-        return sum(self.ms(elementwise_work(mb, self.gpu_family)) for mb in out_mb)
 
 
 #: Kinds priced analytically as if never measured, to calibrate the analytic interval.
@@ -188,7 +159,7 @@ class UscKernels:
 
 def usc_kernels(op_rows: Sequence[Any], gpu_family: str) -> UscKernels:
     """The USC rows of one device (``UscOpRow``) as kernel works (fp16, slices of 4)."""
-    from tflat.predict.features import shape_from_usc
+    from tflat.predict.shapes import shape_from_usc
 
     shapes = [shape_from_usc(r.operation, r.feature, r.kernel_name, gpu_family) for r in op_rows]
     return UscKernels(

@@ -194,3 +194,20 @@ def output_bytes(graph: Graph, main_index: int, by_index: Mapping[int, Op] | Non
         return 0
     h, w, c = _nhwc(op.outputs[0].shape)
     return h * w * 4 * math.ceil(c / 4) * BYTES_PER_ELEMENT
+
+
+def as_pointwise(shape: KernelShape) -> KernelShape:
+    """The 1x1 convolution that does the work of ``shape``'s kxk (or kh x kw) one: its input
+    channels times the taps (the image-to-column view: same FLOPs, weights and serial loop of
+    one work item), its output and stride unchanged."""
+    from dataclasses import replace
+
+    return replace(
+        shape,
+        kernel=1,
+        kernel_taps=0,
+        cin=shape.cin * shape.taps,
+        h_in=shape.h_out * shape.stride,
+        w_in=shape.w_out * shape.stride,
+        conv_constants=False,
+    )

@@ -19,11 +19,11 @@ valid when the interval is recalibrated).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from tflat.predict.rates import AnalyticParams, KernelWork, shape_works
-from tflat.pricing.base import Basis, Price, Pricer, PricingContext
+from tflat.pricing.base import Basis, FittedPricer, Price, Pricer, PricingContext
 from tflat.pricing.work import kernel_ops, kernel_work
 
 if TYPE_CHECKING:
@@ -36,20 +36,13 @@ SHAPE_KINDS = frozenset(
 )  # fmt: skip
 
 
-class AnalyticPricer(Pricer):
+class AnalyticPricer(FittedPricer, Pricer):
     """Prices any GPU kernel from the device's analytic rates (basis ``analytic``)."""
 
     basis = Basis.ANALYTIC
 
-    def __init__(self, params: AnalyticParams) -> None:
-        self.params = params
-
-    @classmethod
-    def from_dict(cls, section: Mapping[str, Any]) -> AnalyticPricer:
-        return cls(AnalyticParams.from_dict(section))
-
-    def to_dict(self) -> dict[str, Any]:
-        return self.params.to_dict()
+    params_type = AnalyticParams
+    params: AnalyticParams
 
     def price(self, ctx: PricingContext, kernels: Sequence[Kernel]) -> list[Price]:
         bpe = 4 if ctx.precision == "fp32" else 2
@@ -69,7 +62,7 @@ class AnalyticPricer(Pricer):
     ) -> list[KernelWork]:
         """The work of each kernel: kinds the learned side describes as shapes are counted
         its way (as the rates were fitted), every other kind from its ops."""
-        from tflat.predict.features import shape_from_kernel
+        from tflat.predict.shapes import shape_from_kernel
 
         family = self.params.gpu_family
         out: list[KernelWork] = []

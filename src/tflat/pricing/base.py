@@ -22,7 +22,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 if TYPE_CHECKING:
     from tflat.gpu.kernel import Kernel
@@ -148,3 +148,23 @@ class EdgePricer(ABC):
     @abstractmethod
     def price_edges(self, ctx: PricingContext, edges: Sequence[PartitionEdge]) -> list[Price]:
         """One price per edge, basis :attr:`Basis.CPU`."""
+
+
+class FittedPricer:
+    """A pricer whose prices come from the fitted figures of one bundle section: ``params``,
+    a frozen dataclass with ``from_dict``/``to_dict`` that checks its figures. Built with
+    :meth:`from_dict` (as the registry's hook builds every section) and saved with
+    :meth:`to_dict`, plain JSON."""
+
+    #: the params dataclass (its ``from_dict`` reads a section)
+    params_type: ClassVar[type[Any]]
+
+    def __init__(self, params: Any) -> None:
+        self.params = params
+
+    @classmethod
+    def from_dict(cls, section: Mapping[str, Any]) -> Self:
+        return cls(cls.params_type.from_dict(section))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.params.to_dict())

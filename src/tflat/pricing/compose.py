@@ -148,25 +148,36 @@ def compose(graph: Graph, registry: PricerRegistry, precision: str | None = None
 
 def partition_edges(graph: Graph, kernels: Sequence[Kernel]) -> list[PartitionEdge]:
     """Tensors written by a kernel on one side (delegate or CPU) and read by a kernel on the
-    other, once per tensor and reading side; free kernels sit on no side."""
+    other, once per tensor and reading side. Free kernels sit on no side: a reshape passes its
+    input through, so a tensor reshaped on the way from one side to the other is still copied
+    (once, at its producer's size)."""
     side: dict[int, tuple[int, bool]] = {}  # op index -> (kernel index, on the delegate)
+    passes: dict[int, int] = {}  # tensor written by a free op -> the tensor it passes on
     for k in kernels:
         if k.kind != "free":
             side.update((i, (k.index, k.on_gpu)) for i in k.op_indices)
-    producer: dict[int, tuple[int, bool]] = {}
+    by_index = {op.index: op for op in graph.ops}
+    for k in kernels:
+        for op in (by_index[i] for i in k.op_indices if k.kind == "free" and i in by_index):
+            if op.activations:
+                passes.update((t.index, op.activations[0].index) for t in op.outputs)
+    producer: dict[int, tuple[int, bool, int]] = {}  # tensor -> (kernel, side, nbytes)
     for op in graph.ops:
         if op.index in side:
-            producer.update((t.index, side[op.index]) for t in op.outputs)
+            producer.update((t.index, (*side[op.index], t.nbytes)) for t in op.outputs)
     edges: dict[tuple[int, bool], PartitionEdge] = {}
     for op in graph.ops:
         if op.index not in side:
             continue
         dst, dst_gpu = side[op.index]
         for t in op.activations:
-            src = producer.get(t.index)
-            if src is None or src[1] == dst_gpu or (t.index, dst_gpu) in edges:
+            source, hops = t.index, 0
+            while source in passes and hops < len(passes):
+                source, hops = passes[source], hops + 1
+            src = producer.get(source)
+            if src is None or src[1] == dst_gpu or (source, dst_gpu) in edges:
                 continue
-            edges[(t.index, dst_gpu)] = PartitionEdge(t.index, t.nbytes, dst_gpu, src[0], dst)
+            edges[(source, dst_gpu)] = PartitionEdge(source, src[2], dst_gpu, src[0], dst)
     return list(edges.values())
 
 
@@ -197,11 +208,17 @@ def _total_interval(
     registry: PricerRegistry,
     overhead_ms: float,
 ) -> tuple[float, float]:
-    """The learned predictor's interval of its own part (its way: a ratio of the total, or
-    deviations in quadrature), widened by every other price's interval in full."""
-    mine = [prices[k.index] for k in kernels if registry.pricer_for(k) is registry.learned]
-    others = [prices[k.index] for k in kernels if registry.pricer_for(k) is not registry.learned]
-    others += list(transfers.values())
+    """The learned predictor's interval of its own part and the overhead (its way: a ratio of
+    the total, or deviations in quadrature), widened by every other price's interval in full
+    (errors of one basis move together: a rate fitted too low prices every kernel of that
+    basis too low)."""
+    learned = registry.learned
+    mine: list[Price] = []
+    others: list[Price] = list(transfers.values())
+    for k in kernels:
+        p = prices[k.index]
+        ours = registry.pricer_for(k) is learned and learned.in_total_band(p)
+        (mine if ours else others).append(p)
     low, high = registry.learned.total_interval(
         sum(p.ms for p in mine) + overhead_ms, overhead_ms, mine
     )
@@ -327,9 +344,14 @@ def _basis_warning(
         if r.basis not in (Basis.LEARNED, Basis.FREE):
             rest[(k.kind, r.basis)] = rest.get((k.kind, r.basis), 0.0) + r.latency_ms
     named = sorted(rest.items(), key=lambda item: -item[1])
-    parts = ", ".join(f"{kind} {100 * ms / priced_ms:.0f} % ({basis})"
+    parts = ", ".join(f"{kind} {_percent(ms / priced_ms)} ({basis})"
                       for (kind, basis), ms in named)  # fmt: skip
     return [
         f"only {100 * learned / priced_ms:.0f} % of the time (overhead excluded) is learned "
         f"from measured kernels of the same kind; the rest: {parts}"
     ]
+
+
+def _percent(share: float) -> str:
+    """A share as a whole percentage; a kind too small to round to 1 % still shows."""
+    return f"{100 * share:.0f} %" if share >= 0.005 else "<1 %"

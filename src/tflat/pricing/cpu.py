@@ -21,59 +21,51 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tflat.errors import PredictorError
-from tflat.pricing.base import Basis, Price, Pricer, PricingContext
+from tflat.predict.sections import DEFAULT_BAND, Band, band_of, check_band, check_rates, reading
+from tflat.pricing.base import Basis, FittedPricer, Price, Pricer, PricingContext
 from tflat.pricing.work import kernel_ops, kernel_work
 
 if TYPE_CHECKING:
     from tflat.gpu.kernel import Kernel
-
-_RATES = ("op_ms", "ms_per_gflop_dense", "ms_per_gflop_other", "ms_per_mb")
 
 
 @dataclass(frozen=True)
 class CpuParams:
     """One phone's CPU rates (all >= 0) and the 80 % interval of a price (log ratio)."""
 
+    #: what every op costs however small (TFLite's dispatch of one node)
     op_ms: float
+    #: matrix products at the CPU's GEMM rate, everything else at its streaming rates
     ms_per_gflop_dense: float
     ms_per_gflop_other: float
+    #: fp32 MB read and written, channels unpadded
     ms_per_mb: float
-    log_interval: tuple[float, float] = (math.log(0.5), math.log(2.0))
+    #: 80 % band of a matrix product's price (family-held-out whole-model fit)
+    log_interval: Band = DEFAULT_BAND
     #: the band of every op but a matrix product: the fit saw their cost only inside whole
     #: CNNs, never one alone, so they carry the band of a kind never measured (the analytic
     #: pricer's, calibrated by leaving whole kinds out)
-    other_log_interval: tuple[float, float] = (math.log(0.5), math.log(2.0))
+    other_log_interval: Band = DEFAULT_BAND
     #: the USC CPU configuration the rates were fitted on ("1large": one big core)
     config: str = "1large|float"
     provenance: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in _RATES:
-            v = getattr(self, name)
-            if not (math.isfinite(v) and v >= 0):
-                raise PredictorError(f"cpu pricing: {name} must be finite and >= 0, not {v}")
-        if self.ms_per_gflop_dense <= 0 or self.ms_per_mb <= 0:
-            raise PredictorError("cpu pricing: the GEMM and memory rates must be > 0")
-        for name in ("log_interval", "other_log_interval"):
-            lo, hi = getattr(self, name)
-            if not (math.isfinite(lo) and math.isfinite(hi) and lo <= 0 <= hi):
-                raise PredictorError(f"cpu pricing: {name} must hold 0, not {lo}, {hi}")
+        check_rates("cpu pricing", self, _RATES, positive=("ms_per_gflop_dense", "ms_per_mb"))
+        check_band("cpu pricing", "log_interval", self.log_interval)
+        check_band("cpu pricing", "other_log_interval", self.other_log_interval)
 
     @classmethod
     def from_dict(cls, section: Mapping[str, Any]) -> CpuParams:
-        try:
-            lo, hi = (float(x) for x in section["log_interval"])
-            olo, ohi = (float(x) for x in section.get("other_log_interval", (lo, hi)))
+        with reading("cpu pricing"):
+            band = band_of(section)
             return cls(
                 **{name: float(section[name]) for name in _RATES},
-                log_interval=(lo, hi),
-                other_log_interval=(olo, ohi),
+                log_interval=band,
+                other_log_interval=band_of(section, "other_log_interval", band),
                 config=str(section.get("config", "1large|float")),
                 provenance=dict(section.get("provenance", {})),
             )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise PredictorError(f"cpu pricing section is malformed: {exc!r}") from exc
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -93,6 +85,7 @@ class CpuParams:
         )
 
 
+_RATES = ("op_ms", "ms_per_gflop_dense", "ms_per_gflop_other", "ms_per_mb")
 #: Op types whose FLOPs run at the CPU's GEMM rate.
 DENSE_OPS = frozenset(
     {"CONV_2D", "FULLY_CONNECTED", "BATCH_MATMUL", "TRANSPOSE_CONV", "CONV_3D",
@@ -100,21 +93,14 @@ DENSE_OPS = frozenset(
 )  # fmt: skip
 
 
-class CpuPricer(Pricer):
+class CpuPricer(FittedPricer, Pricer):
     """Prices kernels the delegate leaves to the CPU (basis ``cpu``): every op of the kernel
     at the phone's CPU rates."""
 
     basis = Basis.CPU
 
-    def __init__(self, params: CpuParams) -> None:
-        self.params = params
-
-    @classmethod
-    def from_dict(cls, section: Mapping[str, Any]) -> CpuPricer:
-        return cls(CpuParams.from_dict(section))
-
-    def to_dict(self) -> dict[str, Any]:
-        return self.params.to_dict()
+    params_type = CpuParams
+    params: CpuParams
 
     def price(self, ctx: PricingContext, kernels: Sequence[Kernel]) -> list[Price]:
         out: list[Price] = []

@@ -11,10 +11,8 @@ and the ops those rows omit (:func:`tflat.predict.train.model_parts`). The inter
 
 Copies at partition edges (:class:`~tflat.pricing.edges.EdgeParams`): the data has no split
 model, so the two constants come from what it has. A copy streams the tensor through the CPU
-(convert to and from the GPU's fp16 4-channel layout), at the CPU model's ``ms_per_mb``. The
-per-inference overhead of the GPU whole-model fit (``whole_model.coef["one"]`` of the device
-bundle: one upload of the input image, one download of the output and the waits around them)
-minus the copy of those bytes is one round trip: each edge pays half of it as its sync.
+at the CPU model's ``ms_per_mb`` and is converted to or from the GPU's fp16 4-channel layout by
+one kernel of the delegate, a launch of the GPU's analytic rates (``launch_ms``).
 """
 
 from __future__ import annotations
@@ -33,8 +31,6 @@ CPU_CONFIG = "1large|float"
 #: columns of the CPU fit, in the order of CpuParams' rates
 CPU_COLUMNS = ("ops", "dense_gflop", "other_gflop", "mbytes")
 _DENSE_KINDS = frozenset({"conv2d", "grouped_conv2d", "fully_connected"})
-#: the USC models' input (224 x 224 x 3 fp32) and output (1000 fp32) tensors, in MB
-USC_IO_MB = (224 * 224 * 3 * 4 + 1000 * 4) / 1e6
 
 
 @dataclass(frozen=True)
@@ -148,20 +144,16 @@ def _band(log_ratio: np.ndarray) -> tuple[float, float]:
 
 
 def fit_edges(
-    cpu: CpuParams, overhead_ms: float, provenance: Mapping[str, Any] | None = None
+    cpu: CpuParams, launch_ms: float, provenance: Mapping[str, Any] | None = None
 ) -> EdgeParams:
-    """Copy costs at partition edges from the CPU's streaming rate and the GPU per-inference
-    overhead (see the module docstring); the sync never below the copy-free 10 % of it."""
-    copy_ms = USC_IO_MB * cpu.ms_per_mb
-    round_trip = max(overhead_ms - copy_ms, 0.1 * overhead_ms)
+    """Copy costs at partition edges from the CPU's streaming rate and the GPU's kernel launch
+    (see the module docstring)."""
     return EdgeParams(
-        sync_ms=round_trip / 2,
+        convert_ms=launch_ms,
         ms_per_mb=cpu.ms_per_mb,
         provenance={
             **dict(provenance or {}),
-            "sync_ms": f"half of (GPU per-inference overhead {overhead_ms:.4g} ms - the copy of "
-            f"the USC input and output, {USC_IO_MB:.3g} MB at the CPU's {cpu.ms_per_mb:.4g} "
-            "ms/MB)",
+            "convert_ms": "one kernel launch of the GPU's analytic rates (the layout conversion)",
             "ms_per_mb": "the CPU model's streaming rate (fp32 MB) of the same phone",
         },
     )

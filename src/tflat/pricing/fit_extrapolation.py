@@ -5,11 +5,14 @@ the training ones. To see what happens beyond the trained range, the kernels at 
 size feature are held out (for each kind, the rows above its 90th or below its 10th percentile
 of log2 FLOPs, output channels, output pixels or input channels), the kernel models are trained
 on the rest, and the held-out kernels that the training range marks as outside
-(:class:`~tflat.pricing.ranges.TrainingRange`: past the margin) are priced. The pooled log
-ratios measured / predicted of those kernels, over all six USC phones and every (feature, end)
-experiment weighing the same, give the 80 % band of an extrapolated price
-(:class:`~tflat.pricing.ranges.Extrapolation`); :func:`nested_coverage` judges each experiment
-by the band of the others.
+(:class:`~tflat.predict.ranges.TrainingRange`: past the margin) are priced. A kernel that is
+not square (1x7, 7x1: the data's convolutions all are) is priced as the 1x1 convolution doing
+the same work (:func:`tflat.predict.shapes.as_pointwise`); two more experiments say how far off
+that lands: every square 3x3 (then 7x7) convolution held out and priced so by models trained
+on the other sizes. The pooled log ratios measured / predicted of those kernels, over all six
+USC phones and every experiment weighing the same, give the 80 % band of an extrapolated price
+(the range's ``extrapolation``); :func:`nested_coverage` judges each experiment by the band of
+the others.
 """
 
 from __future__ import annotations
@@ -19,12 +22,14 @@ from typing import Any
 
 import numpy as np
 
+from tflat.predict.ranges import TrainingRange
 from tflat.predict.rates import INTERVAL_LEVEL, calibrate
-from tflat.pricing.ranges import TrainingRange
 
 #: Features whose ends are held out, and the share of each kind's rows held out at one end.
 HOLD_OUT_FEATURES = ("log2_flops_eff", "log2_cout", "log2_pixels_out", "log2_cin")
 TAIL = 0.1
+#: Square kernel sizes held out whole and priced as their 1x1 equivalent.
+POINTWISE_KERNELS = (3, 7)
 
 
 def extrapolation_residuals(
@@ -34,6 +39,7 @@ def extrapolation_residuals(
     on, on one device."""
     from tflat.predict.features import FEATURE_NAMES, feature_matrix
     from tflat.predict.ranges import compute_ranges
+    from tflat.predict.shapes import as_pointwise
     from tflat.predict.train import GBDT_PARAMS, _fit_kernels, _rows
 
     rows = _rows(op_rows, model_rows, gpu_family, "tflite_gpu")
@@ -65,6 +71,18 @@ def extrapolation_residuals(
                               GBDT_PARAMS, export=False)  # fmt: skip
             pred = km.predict([rows.shapes[i] for i in outside])
             out[f"{feature}/{end}"] = np.log(rows.y[outside] / np.maximum(pred, 1e-6))
+    for size in POINTWISE_KERNELS:
+        held = np.array(
+            [s.kind == "conv2d" and s.kernel == size and not s.winograd and not s.kernel_taps
+             for s in rows.shapes]
+        )  # fmt: skip
+        if held.sum() < 5:
+            continue
+        rest = np.where(~held)[0]
+        km = _fit_kernels([rows.shapes[i] for i in rest], rows.y[rest], GBDT_PARAMS,
+                          export=False)  # fmt: skip
+        pred = km.predict([as_pointwise(rows.shapes[i]) for i in np.where(held)[0]])
+        out[f"kernel {size}x{size} as 1x1"] = np.log(rows.y[held] / np.maximum(pred, 1e-6))
     return out
 
 

@@ -6,7 +6,9 @@ the arithmetic of its own ``predict_graph`` (so estimates keep their figures to 
 * :class:`GpuLearnedPricer`, a shipped phone's predictor (:class:`tflat.predict.Predictor`):
   kinds with a regressor (convolutions, depthwise, fully connected, pool, mean, concat) are
   ``learned``; a kind priced through its proxy's regressor (a transposed convolution as a
-  convolution) is ``extrapolated``; GPU kinds without one (element-wise, resize, pad, ...) cost
+  convolution), or a kernel outside the trained range (the bundle's ``training_range``: a
+  size past the data's, a non-square kernel) is ``extrapolated``, the note naming why, the
+  interval the range's wider band; GPU kinds without one (element-wise, resize, pad, ...) cost
   the whole-model term's per-kernel rate (launch + MB written), ``analytic``; kernels the
   delegate refuses cost that rate too, ``cpu``.
 * :class:`CpuLearnedPricer`, a calibrated device's predictor
@@ -90,6 +92,11 @@ class LearnedPricer(Pricer):
         its data was measured in)."""
         return None
 
+    def in_total_band(self, price: Price) -> bool:
+        """Whether one of this pricer's prices shares the band of the total
+        (:meth:`total_interval`); any other adds its own bounds to the total's."""
+        return True
+
     @abstractmethod
     def total_interval(
         self, total_ms: float, overhead_ms: float, prices: Sequence[Price]
@@ -158,13 +165,18 @@ class GpuLearnedPricer(LearnedPricer):
             elif not p.covers(k.kind):
                 note = f"no {k.kind} model for {self.device}: a rough time from the whole-model fit"
                 prices.append(_price(t, Basis.ANALYTIC, note))
-            elif k.kind not in p.kinds:
+            elif k.kind not in p.kinds or t.outside:
                 proxy = PROXY_KIND.get(k.kind, "conv2d")
-                note = f"no {k.kind} measurements: priced as {proxy}"
-                prices.append(_price(t, Basis.EXTRAPOLATED, note))
+                notes = (f"no {k.kind} measurements: priced as {proxy}" if k.kind not in p.kinds
+                         else "", t.outside)  # fmt: skip
+                prices.append(_price(t, Basis.EXTRAPOLATED, "; ".join(n for n in notes if n)))
             else:
                 prices.append(_price(t, Basis.LEARNED))
         return prices
+
+    def in_total_band(self, price: Price) -> bool:
+        # the whole-model term's band was calibrated on kernels inside the training data
+        return price.basis == Basis.LEARNED
 
     def overhead_ms(self, ctx: PricingContext) -> float:
         return float(self.predictor.whole.overhead_ms) + self.cpu_io_ms(ctx)
