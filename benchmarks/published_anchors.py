@@ -6,7 +6,7 @@ Run: python benchmarks/published_anchors.py [--published FILE]
 Reads published/published_tables.csv beside the USC data folder (TFLAT_USC_DIR, else
 ../shared/data next to the repository) unless told (public data, not shipped). Builds the
 networks with tflat's writer (benchmarks/anchor_models.py), prices them with
-benchmarks/pricing_compose.py and also with today's ``tflat.estimate``; writes
+``tflat.estimate``; writes
 benchmarks/results/published_anchors.json and .md. Every row of a shipped phone is listed, the
 ones whose model cannot be built with the reason.
 """
@@ -22,7 +22,7 @@ from typing import Any
 
 import anchor_models
 import tflat
-from pricing_compose import compose, shared_data_dir
+from pricing_common import learned_share, shared_data_dir
 
 OUT = Path(__file__).parent / "results"
 PHONES = {"Pixel 4": "pixel4", "iPhone XS": "iphonexs", "iPhone 7": "iphone7",
@@ -94,11 +94,9 @@ def main() -> int:
                     path = Path(tmp) / f"{net}.tflite"
                     path.write_bytes(anchor_models.build(net))
                     graphs[net] = tflat.read_model(path)
-            ref = compose(graphs[ref_net], dev).total_ms
-            ref_old = tflat.estimate(graphs[ref_net], dev).total_ms
+            ref = tflat.estimate(graphs[ref_net], dev).total_ms
             for net, ms, name in members[1:]:
-                c = compose(graphs[net], dev)
-                old = tflat.estimate(graphs[net], dev).total_ms
+                c = tflat.estimate(graphs[net], dev)
                 results.append(
                     {
                         "source": source,
@@ -107,15 +105,14 @@ def main() -> int:
                         "reference": ref_name,
                         "published_ratio": ms / ref_ms,
                         "tflat_ratio": c.total_ms / ref,
-                        "before_ratio": old / ref_old,
                         "tflat_ms": c.total_ms,
-                        "learned_share": c.share("learned"),
+                        "learned_share": learned_share(c),
                     }
                 )
                 r = results[-1]
                 print(
                     f"{dev} {source}: {name} / {ref_name}: published {r['published_ratio']:.2f}"
-                    f", tflat {r['tflat_ratio']:.2f} (before {r['before_ratio']:.2f})"
+                    f", tflat {r['tflat_ratio']:.2f}"
                 )
     args.out.mkdir(parents=True, exist_ok=True)
     payload = {"command": "python benchmarks/published_anchors.py", "comparisons": results,
@@ -128,9 +125,8 @@ def main() -> int:
 def render(p: dict[str, Any]) -> str:
     lines = ["# Published anchors: time ratios between models on one phone", "",
              f"Command: `{p['command']}`. Ratios within one source and phone (the reference is "
-             "that source's first model); tflat = the pricers of issue 17 composed "
-             "(benchmarks/pricing_compose.py), before = `tflat.estimate` of main.", "",
-             "| phone | source | model / reference | published | tflat | before | log error |",
+             "that source's first model); tflat = `tflat.estimate`.", "",
+             "| phone | source | model / reference | published | tflat | learned | log error |",
              "|---|---|---|---|---|---|---|"]  # fmt: skip
     import math
 
@@ -138,7 +134,7 @@ def render(p: dict[str, Any]) -> str:
         err = math.log(r["tflat_ratio"] / r["published_ratio"])
         lines.append(f"| {r['device']} | {r['source']} | {r['model']} / {r['reference']} | "
                      f"{r['published_ratio']:.2f} | {r['tflat_ratio']:.2f} | "
-                     f"{r['before_ratio']:.2f} | {err:+.2f} |")  # fmt: skip
+                     f"{r['learned_share']:.0%} | {err:+.2f} |")  # fmt: skip
     lines += [
         "",
         "Every published row of a shipped phone:",
