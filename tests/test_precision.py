@@ -219,8 +219,10 @@ def test_fp32_math_is_never_faster_and_says_so(
         "fp16",
         "extrapolated",
     )
-    assert any("extrapolated" in w for w in fp32.warnings)
-    assert not any("extrapolated" in w for w in fp16.warnings)
+    # (this 96x96, width-0.25 network is small enough that some kernels lie outside the USC
+    # data's range whatever the precision: only the precision warning tells them apart)
+    assert any("math is extrapolated" in w for w in fp32.warnings)
+    assert not any("math is extrapolated" in w for w in fp16.warnings)
     assert fp32.total_ms > fp16.total_ms
     assert fp32.total_ms <= 2 * fp16.total_ms
     assert fp32.total_low_ms <= fp32.total_ms <= fp32.total_high_ms

@@ -347,7 +347,8 @@ def test_another_precision_moves_every_gpu_price_whoever_priced_it(
             assert "fp32 math extrapolated from fp16" in b.basis_note
         else:
             assert (b.latency_ms, b.transfer_ms, b.basis) == (a.latency_ms, a.transfer_ms, a.basis)
-    assert len(moved) >= 3 and max(moved) > 1.2 and fp32.basis_ms["learned"] == 0.0
+    # on the GPU: the add and the 1x1 conv (only the largest partition is delegated)
+    assert len(moved) >= 2 and max(moved) > 1.2 and fp32.basis_ms["learned"] == 0.0
     assert fp32.total_ms == sum(layer.latency_ms for layer in fp32.layers) + fp32.overhead_ms
     assert sum(fp32.basis_ms.values()) == pytest.approx(fp32.total_ms - fp32.overhead_ms)
     assert base.total_low_ms <= fp32.total_low_ms <= fp32.total_ms <= fp32.total_high_ms
