@@ -76,11 +76,9 @@ def time_stages(model: Path, runs: int) -> dict[str, float]:
     from rich.console import Console
 
     import tflat
-    from tflat.estimation import estimate_with
-    from tflat.predict import load_predictor
     from tflat.report import estimate_text, inspect
 
-    predictor = load_predictor("pixel4")
+    predictor = tflat.load_predictor("pixel4")
     samples: dict[str, list[float]] = {}
 
     def timed(name: str, fn: Any) -> Any:
@@ -91,7 +89,7 @@ def time_stages(model: Path, runs: int) -> dict[str, float]:
 
     for _ in range(runs + 1):
         graph = timed("read_model", lambda: tflat.read_model(model))
-        est = timed("estimate_with (pixel4)", lambda g=graph: estimate_with(g, predictor))
+        est = timed("estimate_with (pixel4)", lambda g=graph: tflat.estimate_with(g, predictor))
         for name, renderable in (
             ("render inspect table", lambda g=graph: inspect.to_table(g)),
             ("render estimate table", lambda e=est: estimate_text.to_table([e])),

@@ -228,7 +228,7 @@ def test_gpu_bases_say_what_a_price_rests_on(sections: bool) -> None:
     # its one convolution is 1x5 on a tiny input: outside what the square USC kernels cover
     assert by_kind["conv2d"] == {"extrapolated"}
     [conv] = [k for k in est.kernels if k.kind == "conv2d"]
-    assert "a 1x5 kernel" in conv.basis_note and "log2_flops_eff" in conv.basis_note
+    assert "non-square kernel (1 by 5)" in conv.basis_note and "log2_flops_eff" in conv.basis_note
     assert by_kind["depthwise_conv2d"] == {"extrapolated"}  # 1x5 .. 1x21 depthwise
     assert "learned" in by_kind["fully_connected"]
     assert by_kind["free"] == {"free"}

@@ -175,9 +175,8 @@ class Predictor:
             kind = proxy_shape(s, self.kinds).kind
             if tr is None or kernel_aspect(s) <= tr.trained_aspect(kind):
                 continue
-            notes[i] = (
-                f"a {s.taps // max(s.kernel, 1)}x{s.kernel} kernel, the trained ones are square"
-            )
+            short = s.taps // max(s.kernel, 1)
+            notes[i] = f"a non-square kernel ({short} by {s.kernel}), the trained ones are square"
             if kind in _DENSE:
                 priced[i] = as_pointwise(s)
                 notes[i] += (
