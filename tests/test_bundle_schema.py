@@ -138,6 +138,14 @@ GPU: dict[str, Mutation] = {
     "unknown kernel kind": _apply(lambda b: b["kinds"].append("warp_drive")),
     "unknown feature name": _set("features.5", "flux_capacitance"),
     "kind without coefficients": _del("analytic.pool"),
+    "huge analytic pricing rate": _set("pricing.analytic.ms_per_mb", 1e300),
+    "cpu pricing band without its price": _set("pricing.cpu.log_interval", [0.2, 0.5]),
+    "copy pricing rate as text": _set("pricing.edges.ms_per_mb", "fast"),
+    "training range min above max": _set("training_range.kinds.conv2d.kernel", [7.0, 1.0]),
+    "training range not an object": _set("training_range", [1, 2]),
+    "extrapolation band of exp(1000)": _set(
+        "training_range.extrapolation.log_interval", [-1000.0, 1000.0]
+    ),
     "no analytic coefficients": _set("analytic.conv2d", []),
     "no trees": _del("trees"),
     "no whole-model term": _del("whole_model"),

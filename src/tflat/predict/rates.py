@@ -33,7 +33,15 @@ import numpy as np
 
 from tflat.errors import PredictorError
 from tflat.predict.features import BYTES_PER_ELEMENT, KernelShape, _Columns
-from tflat.predict.sections import DEFAULT_BAND, Band, band_of, check_band, check_rates, reading
+from tflat.predict.sections import (
+    DEFAULT_BAND,
+    MAX_RATE,
+    Band,
+    band_of,
+    check_band,
+    check_rates,
+    reading,
+)
 
 log = logging.getLogger(__name__)
 INTERVAL_LEVEL = 0.8
@@ -100,8 +108,8 @@ class AnalyticParams:
         check_rates("analytic pricing", self, _RATES, positive=("launch_ms",))
         check_band("analytic pricing", "log_interval", self.log_interval)
         for cls, f in self.class_factor.items():
-            if not (math.isfinite(f) and f > 0):
-                raise PredictorError(f"analytic pricing: class_factor[{cls}] must be > 0")
+            if not (math.isfinite(f) and 0 < f <= MAX_RATE):
+                raise PredictorError(f"analytic pricing: class_factor[{cls}] must be in (0, 1e6]")
 
     @classmethod
     def from_dict(cls, section: Mapping[str, Any]) -> AnalyticParams:

@@ -17,6 +17,10 @@ from tflat.errors import PredictorError
 Band = tuple[float, float]
 #: A factor of two each way: the band of a figure nothing calibrated.
 DEFAULT_BAND: Band = (math.log(0.5), math.log(2.0))
+#: Largest rate (ms per unit of work) and largest |log ratio| of a band a section may hold:
+#: beyond them a price of a real graph could overflow to infinity (a tampered bundle).
+MAX_RATE = 1e6
+MAX_LOG_RATIO = 50.0
 
 
 @contextmanager
@@ -38,11 +42,11 @@ def band_of(
 
 
 def check_rates(what: str, obj: Any, names: Sequence[str], positive: Sequence[str] = ()) -> None:
-    """Every rate finite and >= 0; those of ``positive`` > 0."""
+    """Every rate finite, in [0, MAX_RATE]; those of ``positive`` > 0."""
     for name in names:
         v = getattr(obj, name)
-        if not (math.isfinite(v) and v >= 0):
-            raise PredictorError(f"{what}: {name} must be finite and >= 0, not {v}")
+        if not (math.isfinite(v) and 0 <= v <= MAX_RATE):
+            raise PredictorError(f"{what}: {name} must be finite and in [0, {MAX_RATE:g}], not {v}")
         if name in positive and v <= 0:
             raise PredictorError(f"{what}: {name} must be > 0")
 
@@ -52,3 +56,5 @@ def check_band(what: str, name: str, band: Band) -> None:
     lo, hi = band
     if not (math.isfinite(lo) and math.isfinite(hi) and lo <= 0 <= hi):
         raise PredictorError(f"{what}: {name} must hold 0, not {lo}, {hi}")
+    if max(-lo, hi) > MAX_LOG_RATIO:
+        raise PredictorError(f"{what}: {name} wider than exp(±{MAX_LOG_RATIO:g})")

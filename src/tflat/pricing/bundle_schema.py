@@ -6,9 +6,10 @@ NaN or infinity, then a schema (pydantic v2, strict: no "1" for 1, no unknown ke
 ranges, names from known lists (kernel kinds, feature names, op types, rules, GPU families),
 array lengths that agree with each other, and trees that are trees (every child after its
 parent and inside its tree, one parent each, no deeper than ``max_depth`` nor
-:data:`MAX_TREE_DEPTH`). Free-form sections (``provenance``; ``pricing``, which its pricers
-check; training notes) are bounded in size and depth. The first problem becomes one
-:class:`~tflat.errors.PredictorError` line naming the file and the place in it.
+:data:`MAX_TREE_DEPTH`). Free-form sections (``provenance``; ``pricing`` and
+``training_range``, which their readers check; training notes) are bounded in size and depth.
+The first problem becomes one :class:`~tflat.errors.PredictorError` line naming the file and
+the place in it.
 
 Why pydantic rather than jsonschema: its Rust core checks a shipped-size bundle (11,600 tree
 nodes) in about 10 ms, pydantic imports in about 0.1 s after numpy (jsonschema, pure Python:
@@ -115,7 +116,23 @@ def validate_bundle(bundle: Any, where: str) -> dict[str, Any]:
         message = str(first["msg"]).removeprefix("Value error, ")
         place = f"{_path(first['loc'])}: " if first["loc"] else ""
         raise PredictorError(f"{where}: {place}{_one_line(message)}") from None
+    if fmt == "tflat-predictor":
+        _check_sections(bundle, where)
     return bundle
+
+
+def _check_sections(bundle: dict[str, Any], where: str) -> None:
+    """The sections the schema leaves to their readers (``pricing``, ``training_range``), read
+    as an estimate reads them, so a bad figure names the file too."""
+    from tflat.predict.ranges import TrainingRange
+    from tflat.pricing.registry import section_pricers
+
+    try:
+        section_pricers(bundle.get("pricing") or {})
+        if bundle.get("training_range"):
+            TrainingRange.from_dict(bundle["training_range"], FEATURE_NAMES)
+    except PredictorError as exc:
+        raise PredictorError(f"{where}: {_one_line(str(exc))}") from None
 
 
 def _too_big(where: str, size: int) -> str:
@@ -376,6 +393,8 @@ class GpuBundle(_Strict):
     trained_at: Text = ""
     provenance: FreeDict = {}
     pricing: PricingDict | None = None
+    #: the trained range of each kind and the band outside it (TrainingRange checks it)
+    training_range: FreeDict = {}
     features: list[Annotated[str, Field(max_length=60)]] = list(FEATURE_NAMES)
     kinds: Annotated[list[KindName], Field(min_length=1, max_length=len(KINDS))]
     analytic: dict[KindName, Annotated[list[Coef], Field(max_length=len(ANALYTIC_COLUMNS))]]

@@ -85,7 +85,7 @@ class PricerRegistry:
         sections = bundle.get("pricing") or {}
         if not isinstance(sections, Mapping):
             raise PredictorError(f"{learned.device}: the bundle's 'pricing' is not an object")
-        return cls(learned, {str(n): _section_pricer(str(n), s) for n, s in sections.items()})
+        return cls(learned, section_pricers(sections))
 
     @property
     def device(self) -> str:
@@ -113,6 +113,11 @@ class PricerRegistry:
             pricer = self.pricer_for(k)
             groups.setdefault(id(pricer), (pricer, []))[1].append(k)
         return list(groups.values())
+
+
+def section_pricers(sections: Mapping[str, Any]) -> dict[str, Pricer | EdgePricer]:
+    """The pricer of each of a bundle's ``pricing`` sections (a bad one: PredictorError)."""
+    return {str(n): _section_pricer(str(n), s) for n, s in sections.items()}
 
 
 def _section_pricer(name: str, section: object) -> Pricer | EdgePricer:
