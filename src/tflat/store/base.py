@@ -99,6 +99,23 @@ def _measurement_query(table: Any, measured: Any, measured_id: Any, device_id: s
     return q if device_id is None else q.where(table.device_id == device_id)
 
 
+def _measured_on(
+    column: Any, table: Any, measured: Any, measured_id: Any, device_id: str, runtime_id: int
+) -> Any:
+    """``column`` of the rows of ``table`` (single-op or whole-model measurements) taken on
+    ``device_id`` with the runtime settings ``runtime_id``, joined to what they measured
+    (``measured`` through the column ``measured_id``) so the caller can filter on it."""
+    from sqlalchemy import select
+
+    return (
+        select(column)
+        .select_from(table)
+        .join(measured, measured.id == measured_id)
+        .where(table.device_id == device_id)
+        .where(table.runtime_id == runtime_id)
+    )
+
+
 def rowcount(result: object) -> int:
     """Rows an INSERT, UPDATE or DELETE touched (a cursor result's ``rowcount``)."""
     return int(getattr(result, "rowcount", 0) or 0)

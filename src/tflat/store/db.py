@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from tflat.store.base import (
     _device_row,
+    _measured_on,
     _measurement_query,
     _now,
     _runtime_key,
@@ -80,17 +81,13 @@ class Store(ModelMethods, ClaimMethods):
         self, device_id: str, runtime: RuntimeKey, *, include_failed: bool = True
     ) -> set[str]:
         """Hashes of the specs measured on a device with these settings (what resume skips)."""
-        from sqlalchemy import select
-
         from tflat.store import schema as sc
 
+        rows = sc.MeasurementRow
         with self._tx() as s:
             rid = self._runtime_id(s, runtime)
-            q = (
-                select(sc.OpSpecRow.spec_hash)
-                .join(sc.MeasurementRow, sc.MeasurementRow.spec_id == sc.OpSpecRow.id)
-                .where(sc.MeasurementRow.device_id == device_id)
-                .where(sc.MeasurementRow.runtime_id == rid)
+            q = _measured_on(
+                sc.OpSpecRow.spec_hash, rows, sc.OpSpecRow, rows.spec_id, device_id, rid
             )
             if not include_failed:
                 q = q.where(sc.MeasurementRow.status == "ok")

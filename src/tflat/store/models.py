@@ -15,6 +15,7 @@ from tflat.store.base import (
     StoreBase,
     _device_row,
     _finite,
+    _measured_on,
     _measurement_query,
     _now,
     _runtime_key,
@@ -69,20 +70,13 @@ class ModelMethods(StoreBase):
         return int(row.id)
 
     def has_model_measurement(self, model_key: str, device_id: str, runtime: RuntimeKey) -> bool:
-        from sqlalchemy import select
-
         from tflat.store import schema as sc
 
+        rows = sc.ModelMeasurementRow
         with self._tx() as s:
             rid = self._runtime_id(s, runtime)
-            q = (
-                select(sc.ModelMeasurementRow.id)
-                .join(sc.ModelRow, sc.ModelRow.id == sc.ModelMeasurementRow.model_id)
-                .where(sc.ModelRow.key == model_key)
-                .where(sc.ModelMeasurementRow.device_id == device_id)
-                .where(sc.ModelMeasurementRow.runtime_id == rid)
-            )
-            return s.scalar(q) is not None
+            q = _measured_on(rows.id, rows, sc.ModelRow, rows.model_id, device_id, rid)
+            return s.scalar(q.where(sc.ModelRow.key == model_key)) is not None
 
     def add_model_measurement(
         self,
