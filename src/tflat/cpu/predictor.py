@@ -275,16 +275,12 @@ class CpuPredictor:
         kernels = self.kernels(graph)
         times = [t for _, t in self.kernel_times(graph, kernels)]
         overhead = self.overhead_ms(kernels)
-        total = sum(t.latency_ms for t in times) + overhead
-        low, high = self.total_interval(total, overhead, times)
-        return GraphPrediction(
-            device=self.device,
-            kernels=kernels,
-            kernel_times=tuple(times),
-            overhead_ms=overhead,
-            total_ms=total,
-            total_low_ms=low,
-            total_high_ms=high,
+        return GraphPrediction.summed(
+            self.device,
+            kernels,
+            times,
+            overhead,
+            lambda total: self.total_interval(total, overhead, times),
         )
 
     def whole_rows(

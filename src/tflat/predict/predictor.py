@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,6 +71,32 @@ class GraphPrediction:
     interval: float = 0.8
     #: of ``overhead_ms``: the CPU converting int8 graph inputs/outputs at every inference
     cpu_io_ms: float = 0.0
+
+    @classmethod
+    def summed(
+        cls,
+        device: str,
+        kernels: Sequence[Kernel],
+        times: Sequence[KernelTime],
+        overhead_ms: float,
+        total_interval: Callable[[float], tuple[float, float]],
+        **given: Any,
+    ) -> GraphPrediction:
+        """The prediction whose total is the kernels' times plus the overhead (so the rows add
+        up by construction), bounded by ``total_interval(total_ms)``, the predictor's own way
+        of bounding a total; ``given``: the other fields."""
+        total = sum(t.latency_ms for t in times) + overhead_ms
+        low, high = total_interval(total)
+        return cls(
+            device=device,
+            kernels=tuple(kernels),
+            kernel_times=tuple(times),
+            overhead_ms=overhead_ms,
+            total_ms=total,
+            total_low_ms=low,
+            total_high_ms=high,
+            **given,
+        )
 
 
 @dataclass(frozen=True)
@@ -210,17 +236,13 @@ class Predictor:
         kernels = partition(graph, rules=self.rules, gpu_family=self.gpu_family)
         times = self.kernel_times(graph, kernels)
         io_ms = cpu_io_ms(graph, kernels)
-        overhead = self.whole.overhead_ms + io_ms
-        total = sum(t.latency_ms for t in times) + overhead
         lo, hi = self.whole.log_interval
-        return GraphPrediction(
-            device=self.device,
-            kernels=kernels,
-            kernel_times=tuple(times),
-            overhead_ms=overhead,
-            total_ms=total,
-            total_low_ms=total * math.exp(lo),
-            total_high_ms=total * math.exp(hi),
+        return GraphPrediction.summed(
+            self.device,
+            kernels,
+            times,
+            self.whole.overhead_ms + io_ms,
+            lambda total: (total * math.exp(lo), total * math.exp(hi)),
             interval=self.interval,
             cpu_io_ms=io_ms,
         )
