@@ -27,20 +27,37 @@ from __future__ import annotations
 import math
 from abc import abstractmethod
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from tflat.errors import PredictorError
 from tflat.pricing.base import Basis, Price, Pricer, PricingContext
 
 if TYPE_CHECKING:
-    from tflat.cpu.predictor import CpuPredictor
+    # used as a base class's string subscript only, which ruff does not read as a use
+    from tflat.cpu.predictor import CpuPredictor  # noqa: F401
     from tflat.gpu.kernel import Kernel
     from tflat.gpu.precision import PrecisionMove
     from tflat.model.ops import Graph
     from tflat.predict.predictor import DeviceCard, KernelTime, Predictor
 
 
-class LearnedPricer(Pricer):
+class TrainedPredictor(Protocol):
+    """What every trained predictor tells about itself: the device, its card, its precision."""
+
+    @property
+    def device(self) -> str: ...
+
+    @property
+    def card(self) -> DeviceCard: ...
+
+    @property
+    def precision(self) -> str: ...
+
+
+P = TypeVar("P", bound=TrainedPredictor)
+
+
+class LearnedPricer(Pricer, Generic[P]):
     """A device's trained predictor as a pricer, plus what it knows of a whole inference.
 
     Besides :meth:`price` (the :class:`Pricer` contract), it partitions a graph with the rules
@@ -49,19 +66,22 @@ class LearnedPricer(Pricer):
     """
 
     basis = Basis.LEARNED
-    device: str
     #: the interval level the predictor was calibrated to (0.8)
     interval: float = 0.8
 
-    @property
-    @abstractmethod
-    def card(self) -> DeviceCard:
-        """What the device is and where its predictor comes from."""
+    def __init__(self, predictor: P) -> None:
+        self.predictor = predictor
+        self.device = predictor.device
 
     @property
-    @abstractmethod
+    def card(self) -> DeviceCard:
+        """What the device is and where its predictor comes from."""
+        return self.predictor.card
+
+    @property
     def precision(self) -> str:
         """The math precision the predictor's data was measured with ("fp16", "fp32")."""
+        return self.predictor.precision
 
     def loaded(self, graph: Graph) -> Graph:
         """``graph`` as the runtime holds it once the model is loaded: what :meth:`kernels`
@@ -120,21 +140,12 @@ def _price(t: KernelTime, basis: Basis, note: str = "") -> Price:
     return Price(*figures, basis, note)
 
 
-class GpuLearnedPricer(LearnedPricer):
+class GpuLearnedPricer(LearnedPricer["Predictor"]):
     """A shipped (or trained) GPU predictor's prices, with what each rests on."""
 
     def __init__(self, predictor: Predictor) -> None:
-        self.predictor = predictor
-        self.device = predictor.device
+        super().__init__(predictor)
         self.interval = predictor.interval
-
-    @property
-    def card(self) -> DeviceCard:
-        return self.predictor.card
-
-    @property
-    def precision(self) -> str:
-        return self.predictor.precision
 
     def loaded(self, graph: Graph) -> Graph:
         return self.predictor.loaded(graph)
@@ -203,20 +214,8 @@ class GpuLearnedPricer(LearnedPricer):
         return total_ms * math.exp(lo), total_ms * math.exp(hi)
 
 
-class CpuLearnedPricer(LearnedPricer):
+class CpuLearnedPricer(LearnedPricer["CpuPredictor"]):
     """A calibrated predictor's prices (single-op regressors through the whole-model term)."""
-
-    def __init__(self, predictor: CpuPredictor) -> None:
-        self.predictor = predictor
-        self.device = predictor.device
-
-    @property
-    def card(self) -> DeviceCard:
-        return self.predictor.card
-
-    @property
-    def precision(self) -> str:
-        return self.predictor.precision
 
     def kernels(self, graph: Graph) -> tuple[Kernel, ...]:
         return self.predictor.kernels(graph)
