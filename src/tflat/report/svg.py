@@ -77,17 +77,15 @@ def column_chart(
     step = plot_w / n
     bar_w = max(step * 0.8, 0.5)
     every = label_every or max(1, math.ceil(n / 30))
-    out = [_open(width, height, title)]
-    out.append(f'<text x="{left}" y="16" class="t">{escape(title)}</text>')
+    out = _open(width, height, title, title_x=left)
     out.extend(_y_axis(left, top, plot_w, plot_h, vmax, y_label))
     for i, bar in enumerate(bars):
         h = plot_h * bar.value / vmax if vmax > 0 else 0.0
         x = left + i * step + (step - bar_w) / 2
         y = top + plot_h - h
-        tip = escape(bar.tooltip or f"{bar.label}: {bar.value:.4g} {y_label}")
         out.append(
             f'<rect x="{x:.2f}" y="{y:.2f}" width="{bar_w:.2f}" height="{h:.2f}" '
-            f'fill="{escape(bar.color)}"><title>{tip}</title></rect>'
+            f"{_fill_and_tip(bar, y_label)}</rect>"
         )
         if i % every == 0:
             out.append(
@@ -112,19 +110,17 @@ def bar_chart(
     height = top + row_height * max(len(bars), 1) + 8
     plot_w = width - label_width - right
     vmax = max((b.value for b in bars), default=0.0) or 1.0
-    out = [_open(width, height, title)]
-    out.append(f'<text x="4" y="16" class="t">{escape(title)}</text>')
+    out = _open(width, height, title, title_x=4)
     for i, bar in enumerate(bars):
         y = top + i * row_height
         w = plot_w * bar.value / vmax
-        tip = escape(bar.tooltip or f"{bar.label}: {bar.value:.4g} {unit}")
         out.append(
             f'<text x="{label_width - 6}" y="{y + row_height * 0.7:.1f}" class="l">'
             f"{escape(bar.label)}</text>"
         )
         out.append(
             f'<rect x="{label_width}" y="{y + 2}" width="{w:.2f}" height="{row_height - 4}" '
-            f'fill="{escape(bar.color)}"><title>{tip}</title></rect>'
+            f"{_fill_and_tip(bar, unit)}</rect>"
         )
         out.append(
             f'<text x="{label_width + w + 4:.2f}" y="{y + row_height * 0.7:.1f}" class="v">'
@@ -146,11 +142,20 @@ def legend(kinds: Sequence[str]) -> str:
     return '<div class="legend">' + "".join(items) + "</div>"
 
 
-def _open(width: int, height: int, title: str) -> str:
-    return (
+def _open(width: int, height: int, title: str, *, title_x: int) -> list[str]:
+    """A chart's first lines: the ``<svg>`` element (labelled for screen readers) and its
+    title text at ``title_x``."""
+    return [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">'
-    )
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">',
+        f'<text x="{title_x}" y="16" class="t">{escape(title)}</text>',
+    ]
+
+
+def _fill_and_tip(bar: Bar, unit: str) -> str:
+    """The end of a bar's ``<rect`` tag: its colour, and the hover text (the exact value)."""
+    tip = escape(bar.tooltip or f"{bar.label}: {bar.value:.4g} {unit}")
+    return f'fill="{escape(bar.color)}"><title>{tip}</title>'
 
 
 def _y_axis(left: int, top: int, plot_w: int, plot_h: int, vmax: float, y_label: str) -> list[str]:
