@@ -70,39 +70,20 @@ def _image_op(b: GraphBuilder, kind: str, x: Tensor, p: Any) -> Tensor:
     kernel = (p.get("kernel_h", 1), p.get("kernel_w", 1))
     if kind == "CONV_2D":
         return b.conv2d(
-            x,
-            p["cout"],
-            kernel,
-            stride=p["stride"],
-            dilation=p["dilation"],
-            padding=p["padding"],
-            groups=p["groups"],
-            activation=p["activation"],
+            x, p["cout"], kernel, dilation=p["dilation"], groups=p["groups"], **_window(p)
         )
     if kind == "DEPTHWISE_CONV_2D":
         return b.depthwise_conv2d(
             x,
             kernel,
-            stride=p["stride"],
             dilation=p["dilation"],
-            padding=p["padding"],
             depth_multiplier=p["depth_multiplier"],
-            activation=p["activation"],
+            **_window(p),
         )
     if kind == "TRANSPOSE_CONV":
-        return b.transpose_conv(
-            x,
-            p["cout"],
-            kernel,
-            stride=p["stride"],
-            padding=p["padding"],
-            activation=p["activation"],
-            bias=p["bias"],
-        )
+        return b.transpose_conv(x, p["cout"], kernel, bias=p["bias"], **_window(p))
     if kind in ("MAX_POOL_2D", "AVERAGE_POOL_2D"):
-        return b.pool(
-            kind, x, kernel, stride=p["stride"], padding=p["padding"], activation=p["activation"]
-        )
+        return b.pool(kind, x, kernel, **_window(p))
     if kind == "MEAN":
         return b.mean(x, keep_dims=p["keep_dims"])
     if kind == "PAD":
@@ -117,6 +98,11 @@ def _image_op(b: GraphBuilder, kind: str, x: Tensor, p: Any) -> Tensor:
     if kind == "RESHAPE":
         return b.reshape(x, p["shape"])
     return b.unary(kind, x)
+
+
+def _window(p: Any) -> dict[str, Any]:
+    """What every sliding-window op (convolutions, pools) takes from its spec alike."""
+    return {"stride": p["stride"], "padding": p["padding"], "activation": p["activation"]}
 
 
 def write_spec(spec: OpSpec) -> tuple[bytes, Graph]:
