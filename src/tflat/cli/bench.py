@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 import tflat
-from tflat.cli.common import db_option, max_specs_option, path_option
+from tflat.cli.common import db_option, max_specs_option, path_option, seconds_option
 
 if TYPE_CHECKING:
     from tflat import CampaignResult, WideSpread
@@ -37,13 +37,8 @@ if TYPE_CHECKING:
     help="Default: xnnpack on host-cpu, gpu on a phone.",
 )
 @click.option("--precision", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True)
-@click.option(
-    "--timeout",
-    "timeout_s",
-    type=click.FloatRange(min=0.1),
-    default=120.0,
-    show_default=True,
-    help="Seconds per model before it counts as hung.",
+@seconds_option(
+    "--timeout", minimum=0.1, default=120.0, help="Seconds per model before it counts as hung."
 )
 @click.option(
     "--sample", type=click.IntRange(1), help="Measure a seeded random sample of N models."
@@ -65,12 +60,10 @@ if TYPE_CHECKING:
     default=None,
     help=f"Warn above this (median-min)/min of the runs [default: {tflat.SPREAD_LIMIT}].",
 )
-@click.option(
+@seconds_option(
     "--lease",
-    "lease_s",
-    type=click.FloatRange(min=0.5),
+    minimum=0.5,
     default=60.0,
-    show_default=True,
     help="Seconds a claim on a model outlives a campaign that died (campaigns sharing a "
     "database divide the models; a dead one's are taken over after this).",
 )

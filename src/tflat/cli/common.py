@@ -1,4 +1,5 @@
-"""Helpers shared by the CLI modules: output formats and where output goes."""
+"""Helpers shared by the CLI modules: the options several commands take (database, paths,
+seconds, plan size), output formats and where output goes."""
 
 from __future__ import annotations
 
@@ -31,6 +32,19 @@ def db_option(what: str = "") -> Callable[[F], F]:
         metavar="URL",
         default=None,
         help=f"Database URL or SQLite file{purpose} (default: TFLAT_DB or the user data dir).",
+    )
+
+
+def seconds_option(name: str, *, minimum: float, default: float, help: str) -> Callable[[F], F]:
+    """An option of a duration in seconds, at least ``minimum``; the command receives it as
+    ``<name>_s`` (``--timeout`` -> ``timeout_s``), the unit in the name."""
+    return click.option(
+        name,
+        f"{name.lstrip('-').replace('-', '_')}_s",
+        type=click.FloatRange(min=minimum),
+        default=default,
+        show_default=True,
+        help=help,
     )
 
 
