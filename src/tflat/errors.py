@@ -1,4 +1,4 @@
-"""The errors tflat raises.
+"""The errors tflat raises, on the ground floor: every room imports them, they import no room.
 
 Every error a user can cause or meet carries a one-line message and the exit code the CLI
 returns for it: 1 for bad input (a bad file, an unknown device, an invalid spec), 2 for a device

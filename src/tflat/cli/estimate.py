@@ -1,4 +1,5 @@
-"""``tflat estimate`` and ``tflat devices``."""
+"""``tflat estimate`` and ``tflat devices``: a model's latency on the devices asked, rendered
+as a table, CSV, JSON or HTML, and the devices that have a predictor."""
 
 from __future__ import annotations
 

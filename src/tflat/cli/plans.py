@@ -1,4 +1,5 @@
-"""``tflat plan show`` and ``tflat generate``."""
+"""``tflat plan show`` and ``tflat generate``: what a sampling plan holds, and its single-op
+benchmark models written to a folder."""
 
 from __future__ import annotations
 
