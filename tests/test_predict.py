@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -294,3 +295,21 @@ def test_train_draws_a_bar_only_when_asked(
     out, err = capsys.readouterr()
     assert "train mi8se" in err and "ETA" in err and "100%" in err
     assert "ETA" not in out  # the bar never mixes with the output
+
+
+@pytest.mark.parametrize("models", [{"mobilenet_w1"}, {"mobilenet_w1", "resnet18", "densenet121"}])
+def test_train_on_a_few_models_says_in_sample(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], models: set[str]
+) -> None:
+    # Too few models to hold a family out (fewer rows than the whole-model term has terms):
+    # training still works, says its model error is in-sample, and the band is not narrower
+    # than x0.8-x1.25.
+    usc = _usc_subset(tmp_path / "usc", models)
+    out = tmp_path / "b.json"
+    code = main(["train", "--device", "pixel4", "--usc", str(usc), "-o", str(out)])
+    assert code == 0
+    assert "in-sample (too few models to hold one out)" in capsys.readouterr().out
+    wm = json.loads(out.read_text())["whole_model"]
+    assert wm["selection"] == "in-sample"
+    low, high = wm["log_interval"]
+    assert low <= math.log(0.8) + 1e-9 and high >= math.log(1.25) - 1e-9

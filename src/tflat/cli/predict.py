@@ -37,10 +37,13 @@ def train_cmd(device: str, db_url: str | None, usc: Path | None, output: Path | 
     if output is not None:
         write_text_atomic(output, tflat.bundle_json(bundle) + "\n")
     m = bundle["metrics"]
+    in_sample = bundle.get("whole_model", {}).get("selection") == "in-sample"
+    how = " in-sample (too few models to hold one out)" if in_sample else ""
     click.echo(
         f"trained {device}: {bundle['training_rows']['kernels']} kernels, "
         f"{bundle['training_rows']['models']} models; out-of-fold kernel MAPE "
-        f"{m['kernel_oof_mape_pct']:.1f} %, model MAPE {m.get('model_oof_mape_pct', 0):.1f} %; "
+        f"{m['kernel_oof_mape_pct']:.1f} %, model MAPE {m.get('model_oof_mape_pct', 0):.1f} %"
+        f"{how}; "
         f"saved to {output if output is not None else 'the database'}"
     )
 

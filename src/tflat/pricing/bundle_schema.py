@@ -364,6 +364,7 @@ class WholeModel(_Strict):
     design: Text = "custom"
     features: list[CoefName] = []
     fitted_on: Text = ""
+    selection: Literal["held-out", "in-sample"] = "held-out"
     defined_on: Annotated[str, Field(max_length=2000), AfterValidator(_printable)] = ""
     selection_mape_pct: dict[Text, Finite] = {}
     # format 1: the "base" design under named keys
