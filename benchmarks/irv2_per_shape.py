@@ -37,6 +37,7 @@ import numpy as np
 import anchor_models
 import tflat
 from tflat.gpu import partition
+from tflat.gpu.partition import winograd_chosen
 from tflat.predict.features import FEATURE_NAMES, KernelShape, feature_matrix
 from tflat.predict.shapes import as_pointwise, ops_by_index, shape_from_kernel, shape_from_usc
 from tflat.predict.usc import fit_usc_device
@@ -149,6 +150,18 @@ def at_usc_rates(shapes: list[dict[str, Any]]) -> dict[str, float]:
     return out
 
 
+def winograd_elsewhere(shapes: list[dict[str, Any]]) -> dict[str, float]:
+    """The 3x3 stride-1 convolutions the delegate would run as Winograd with its non-Adreno
+    thresholds (on Adreno it needs 128 tiles and 32 slices a side: none of IRv2's), and what
+    a quarter of their arithmetic would save at most (an older delegate may have chosen it)."""
+    hit = [r for r in shapes if r["kind"] == "conv2d" and r["kernel"] == "3x3"
+           and winograd_chosen(kernel=(3, 3), stride=(r["stride"], r["stride"]), dilation=(1, 1),
+                               groups=1, cin=r["cin"], cout=r["cout"], out_h=r["h_out"],
+                               out_w=r["h_out"], gpu_family="default")]  # fmt: skip
+    ms = sum(r["ms"] for r in hit)
+    return {"kernels": sum(r["count"] for r in hit), "ms": ms, "saved_at_most_ms": 0.75 * ms}
+
+
 def low_util_rows(p: tflat.Predictor, usc: list[tuple[KernelShape, float, float]]
                   ) -> list[dict[str, Any]]:  # fmt: skip
     """The USC 1x1 convolutions over 50 MFLOP by the delegate's work-item use: what an idle
@@ -258,12 +271,14 @@ def main() -> int:
         "command": "python benchmarks/irv2_per_shape.py"
         + (f" --device {args.device}" if args.device != "pixel4" else ""),
         "device": args.device,
+        "gpu_family": p.gpu_family,
         "basis_ms": irv2.basis_ms,
         "kernel_alone_ms": sum(k["ms"] for k in kernels),
         "estimate_ms": irv2.total_ms,
         "shapes": shapes,
         "at_usc_rates": at_usc_rates(shapes),
         "low_util": low_util_rows(p, usc),
+        "winograd_elsewhere": winograd_elsewhere(shapes),
         "non_square": non_square(p, kernels),
         "whole": whole_models(args.device, irv2, mbv1),
         "holdout": [] if args.skip_holdout else holdout(args.device, usc),
@@ -379,6 +394,26 @@ def render(p: dict[str, Any]) -> str:
         lines += [f"| {u['util'][0]:.2f}-{u['util'][1]:.2f} | {u['rows']} | "
                   f"{u['measured_gflops_s']:.0f} |" for u in p["low_util"]]  # fmt: skip
         lines.append("")
+    wg = p["winograd_elsewhere"]
+    adreno = p["gpu_family"].startswith("adreno")
+    lines += [] if not adreno else [
+        "## What the delegate does with these kernels (TFLite GPU delegate source, "
+        "tasks/conv_powervr.cc)", "",
+        "- Adreno: ConvPowerVR for every convolution here (ConvConstants only up to 8 output "
+        "slices); a work item's block is 1, 2x1x1, 2x1x2 or 2x2x2 (x, y, slices) by waves of "
+        "output per compute unit (<= 6, 12, 24): IRv2's large convolutions all take 2x2x2. The "
+        "work group is not fixed: the FAST guess (GetWorkGroupConv) takes as many slice blocks "
+        "as divide the grid, up to 64, then fills 256 items along x: a 17x17 output with 272 "
+        "slices runs 7-wide groups over 9 blocks of x, and items past the edge return at once "
+        "but hold their share of the group (the `work items used` column).",
+        "- Non-square kernels are native: the kernel loops over kernel_size_y x kernel_size_x "
+        "x the input slices (no image-to-column), so a 1x7 convolution is 7 x Cin/4 serial "
+        "steps, the loop of a 1x1 over 7 x Cin (the shipped mapping).",
+        f"- Winograd 4x4->6x6 is never chosen on Adreno for IRv2 (128 tiles and 32 slices a "
+        f"side needed; the rules reproduce every USC kernel name). With the other vendors' "
+        f"thresholds {wg['kernels']} of its kernels would take it: {wg['ms']:.2f} ms here, so "
+        f"at most {wg['saved_at_most_ms']:.1f} ms saved.", "",
+    ]  # fmt: skip
     ns = p["non_square"]
     if ns["count"]:
         lines += [f"## The {ns['count']} non-square kernels ({ns['flops'] / 1e9:.2f} GFLOP)", "",
