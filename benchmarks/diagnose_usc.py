@@ -23,7 +23,7 @@ import numpy as np
 
 from tflat.datasets.usc import DEVICES, load_usc
 from tflat.predict.features import KernelShape
-from tflat.predict.train import GBDT_PARAMS, _fit_kernels, _group_folds, model_parts, parts_features
+from tflat.predict.train import GBDT_PARAMS, _group_folds, fit_kernels, model_parts, parts_features
 from tflat.predict.usc import GPU_CONFIG, device_meta
 from tflat.predict.whole import WholeModelTerm, fit_whole_model
 
@@ -69,7 +69,7 @@ def diagnose(data: object, device: str, n_folds: int) -> None:
     unseen = np.zeros(len(y), dtype=bool)
     for i in range(int(part_fold.max()) + 1):
         tr, te = np.where(row_fold != i)[0], np.where(row_fold == i)[0]
-        km = _fit_kernels([shapes[j] for j in tr], y[tr], GBDT_PARAMS)
+        km = fit_kernels([shapes[j] for j in tr], y[tr], GBDT_PARAMS)
         oof[te] = km.predict([shapes[j] for j in te])
         seen = {_shape_key(shapes[j]) for j in tr}
         unseen[te] = [_shape_key(shapes[j]) not in seen for j in te]

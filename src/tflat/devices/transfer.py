@@ -328,7 +328,7 @@ def distill(
 
     from tflat.predict.features import ANALYTIC_COLUMNS, FEATURE_NAMES
     from tflat.predict.predictor import BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION
-    from tflat.predict.train import GBDT_PARAMS, _fit_kernels
+    from tflat.predict.train import GBDT_PARAMS, fit_kernels
     from tflat.predict.whole import nnls_relative
     from tflat.version import __version__
 
@@ -337,7 +337,7 @@ def distill(
         raise TflatError("no kernels to distil the transfer into")
     mixed = mix.mixed_ms(shapes)
     scale = np.array([tf.fit.scale[kernel_class(s)] for s in shapes])
-    km = _fit_kernels(shapes, np.maximum(mixed * scale, 1e-5), dict(GBDT_PARAMS))
+    km = fit_kernels(shapes, np.maximum(mixed * scale, 1e-5), dict(GBDT_PARAMS))
     # The whole-model term on the distilled kernels: a scale on their sum and the overhead,
     # refitted on the timings, so that what the bundle says of them is what they measured.
     given = [p for p in timed if p.measured_ms]

@@ -228,7 +228,10 @@ def parts_features(mp: ModelParts, raw_ms: Sequence[float] | np.ndarray) -> dict
 
 
 @dataclass
-class _KernelModel:
+class KernelModel:
+    """Per-kernel regressors of one device: an analytic term per kind, trees on the log ratio
+    (what a bundle's ``analytic`` and ``trees`` hold, before they are saved)."""
+
     kinds: tuple[str, ...]
     analytic: dict[str, np.ndarray]
     trees: Any
@@ -245,14 +248,15 @@ def _analytic(coefs: Mapping[str, np.ndarray], shapes: Sequence[KernelShape]) ->
     return analytic_ms(coefs, shapes)
 
 
-def _fit_kernels(
+def fit_kernels(
     shapes: Sequence[KernelShape],
     y_ms: np.ndarray,
     params: Mapping[str, Any],
     export: bool = True,
-) -> _KernelModel:
+) -> KernelModel:
     """Analytic term per kind, then the trees on the log ratio; ``export=False`` keeps the
-    LightGBM booster (inner-fold predictions only: faster, never saved)."""
+    LightGBM booster (inner-fold predictions only: faster, never saved). Public: the transfer
+    (:mod:`tflat.devices.transfer`) and the extrapolation fit train kernel models with it."""
     kinds = tuple(sorted({s.kind for s in shapes}))
     cols = analytic_inputs(shapes)
     analytic: dict[str, np.ndarray] = {}
@@ -270,7 +274,7 @@ def _fit_kernels(
     x = feature_matrix(shapes, kinds, base)
     target = np.log(y_ms / base)
     trees = fit_gbdt(x, target, params) if export else train_booster(x, target, params)
-    return _KernelModel(kinds=kinds, analytic=analytic, trees=trees)
+    return KernelModel(kinds=kinds, analytic=analytic, trees=trees)
 
 
 @dataclass
@@ -341,11 +345,11 @@ def _candidate(
     if len(set(rows.family)) >= 2:
         row_kind = [s.kind for s in shapes]
         for train_idx, test_idx in _group_folds(rows.family, n_folds, row_kind):
-            km = _fit_kernels([shapes[i] for i in train_idx], y[train_idx], params, False)
+            km = fit_kernels([shapes[i] for i in train_idx], y[train_idx], params, False)
             oof[test_idx] = km.predict([shapes[i] for i in test_idx])
             tick()
     if np.isnan(oof).any():
-        km = _fit_kernels(shapes, y, params)
+        km = fit_kernels(shapes, y, params)
         oof = np.where(np.isnan(oof), km.predict(shapes), oof)
     oof_by_model: dict[str, list[float]] = defaultdict(list)
     y_by_model: dict[str, list[float]] = defaultdict(list)
@@ -424,7 +428,7 @@ def fit_device(
         for c in candidates
     }
     best = min(candidates, key=lambda c: score[c.name])  # first of equals: min is stable
-    final = _fit_kernels(rows.shapes, rows.y, best.params)
+    final = fit_kernels(rows.shapes, rows.y, best.params)
     whole = best.whole
     fit_parts = [mp for mp in rows.parts if mp.measured_ms and mp.shapes]
     bundle: dict[str, Any] = {

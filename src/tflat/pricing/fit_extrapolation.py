@@ -40,7 +40,7 @@ def extrapolation_residuals(
     from tflat.predict.features import FEATURE_NAMES, feature_matrix
     from tflat.predict.ranges import compute_ranges
     from tflat.predict.shapes import as_pointwise
-    from tflat.predict.train import GBDT_PARAMS, _fit_kernels, _rows
+    from tflat.predict.train import GBDT_PARAMS, _rows, fit_kernels
 
     rows = _rows(op_rows, model_rows, gpu_family, "tflite_gpu")
     kinds_all = sorted({s.kind for s in rows.shapes})
@@ -67,7 +67,7 @@ def extrapolation_residuals(
             )
             if outside.size < 5:
                 continue
-            km = _fit_kernels([rows.shapes[i] for i in np.where(train)[0]], rows.y[train],
+            km = fit_kernels([rows.shapes[i] for i in np.where(train)[0]], rows.y[train],
                               GBDT_PARAMS, export=False)  # fmt: skip
             pred = km.predict([rows.shapes[i] for i in outside])
             out[f"{feature}/{end}"] = np.log(rows.y[outside] / np.maximum(pred, 1e-6))
@@ -79,7 +79,7 @@ def extrapolation_residuals(
         if held.sum() < 5:
             continue
         rest = np.where(~held)[0]
-        km = _fit_kernels([rows.shapes[i] for i in rest], rows.y[rest], GBDT_PARAMS,
+        km = fit_kernels([rows.shapes[i] for i in rest], rows.y[rest], GBDT_PARAMS,
                           export=False)  # fmt: skip
         pred = km.predict([as_pointwise(rows.shapes[i]) for i in np.where(held)[0]])
         out[f"kernel {size}x{size} as 1x1"] = np.log(rows.y[held] / np.maximum(pred, 1e-6))
