@@ -88,6 +88,7 @@ def _summary(result: tflat.AddResult) -> list[str]:
             f"{', '.join(t['sources'])}; leave-one-timing-out MAPE {t['loo_mape_pct']:.1f} %; "
             f"80 % interval of a total {math.exp(lo) - 1:+.0%} / {math.exp(hi) - 1:+.0%}"
         )
+        lines.extend(result.notes)
     elif result.mode == "profiled":
         m = b.get("metrics", {})
         lines.append(

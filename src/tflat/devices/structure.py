@@ -21,9 +21,11 @@ from tflat.predict.train import ModelParts
 @dataclass(frozen=True)
 class TargetParts(ModelParts):
     """:class:`ModelParts` with the fp16 MB each unlisted kernel writes (the transfer prices
-    them one by one; the USC rows give only their total, spread evenly)."""
+    them one by one; the USC rows give only their total, spread evenly), and how many of the
+    graph's kernels the delegate leaves to the CPU (counted among the unlisted ones)."""
 
     unlisted_mb_each: tuple[float, ...] = ()
+    cpu_kernels: int = 0
 
 
 #: Kinds the per-kernel regressors price (the others of a real graph are "unlisted").
@@ -45,9 +47,11 @@ def parts_from_graph(
     shapes = []
     unlisted_each: list[float] = []
     pads = 0
+    cpu = 0
     for k in kernels:
         if k.kind == "free":
             continue
+        cpu += not k.on_gpu
         if k.kind in LISTED_KINDS or k.kind in PROXY_KIND:
             shapes.append(
                 shape_from_kernel(graph, k.op_indices, k.kind, k.name, by_index, gpu_family)
@@ -64,6 +68,7 @@ def parts_from_graph(
         measured_ms=None,
         merged_pads=pads,
         unlisted_mb_each=tuple(unlisted_each),
+        cpu_kernels=cpu,
     )
 
 
