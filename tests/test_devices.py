@@ -164,7 +164,8 @@ def test_add_installs_and_estimate_finds_it_by_id_and_by_file(
     cards = {c["id"]: c for c in json.loads(out)}
     assert cards["lab-phone"]["basis"] == "transferred (3 timings)"
     assert cards["pixel4"]["basis"].startswith("measured")
-    assert cards["pixel7"]["basis"] == "transferred (7 timings)"
+    # Table 6's ConvNeXt-S runs partly on the CPU: its timing is kept, not fitted
+    assert cards["pixel7"]["basis"] == "transferred (6 timings)"
     bundle = json.loads(out_file.read_text())
     prov = bundle["provenance"]["transfer"]
     assert [t["ms"] for t in prov["timings"]] == [4.1, 5.3, 8.9]

@@ -177,7 +177,7 @@ def _add_from_timings(
         "gpu": spec.name,
     }
     provenance = {
-        "source": f"transferred from {len(rows)} whole-model timings",
+        "source": f"transferred from {len(timed)} whole-model timings",
         "basis": "transferred",
         "transfer": {
             "method": "tflat.devices.transfer: per-kernel geometric mean of the sources, "

@@ -200,7 +200,9 @@ def device_basis(provenance: Any) -> str:
     prov = provenance if isinstance(provenance, dict) else {}
     transfer = prov.get("transfer")
     if isinstance(transfer, dict):
-        basis = f"transferred ({len(transfer.get('timings', []))} timings)"
+        # timings of models partly on the CPU are kept in provenance but not fitted
+        fitted = len(transfer.get("timings", [])) - len(transfer.get("not_fitted", []))
+        basis = f"transferred ({fitted} timings)"
     elif "qed-usc" in str(prov.get("source", "")) and prov.get("basis") != "measured":
         basis = "measured (USC kernels)"
     elif "calibrate" in str(prov.get("source", "")) or "cv" in prov:
