@@ -32,6 +32,7 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -326,12 +327,10 @@ def main() -> int:
         default=None,
         help="keep the per-fold source predictors here (re-runs skip training)",
     )
-    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
-    ap.add_argument("--md-only", action="store_true", help="rewrite the .md from the .json")
+    add_output_args(ap)
     args = ap.parse_args()
     if args.md_only:
-        write_md(json.loads((args.out / "device_transfer.json").read_text()), args.out)
-        return 0
+        return rewrite_md(args.out, "device_transfer", write_md)
     t0 = time.perf_counter()
     data = load_usc()
     folds = Folds(data, args.cache)
@@ -355,9 +354,27 @@ def main() -> int:
         "targets": TARGETS,
         "devices": results,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "device_transfer.json").write_text(json.dumps(payload, indent=1) + "\n")
-    write_md(payload, args.out)
+    return write_results(args.out, "device_transfer", payload, write_md)
+
+
+def add_output_args(ap: argparse.ArgumentParser) -> None:
+    """--out (the results folder) and --md-only."""
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    ap.add_argument("--md-only", action="store_true", help="rewrite the .md from the .json")
+
+
+def rewrite_md(out: Path, stem: str, md: Callable[[dict[str, Any], Path], None]) -> int:
+    md(json.loads((out / f"{stem}.json").read_text()), out)
+    return 0
+
+
+def write_results(
+    out: Path, stem: str, payload: dict[str, Any], md: Callable[[dict[str, Any], Path], None]
+) -> int:
+    """``<stem>.json`` and, by ``md``, the .md in ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(payload, indent=1) + "\n")
+    md(payload, out)
     return 0
 
 

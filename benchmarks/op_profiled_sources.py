@@ -34,10 +34,8 @@ Figures: share of scored models within ±10 % and MAPE per phone.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -58,10 +56,11 @@ from tflat.predict.train import (
     _rows,
     fit_kernels,
     parts_features,
+    whole_term_on,
 )
 from tflat.predict.trees import train_booster
 from tflat.predict.usc import GPU_CONFIG, device_meta
-from tflat.predict.whole import WholeModelTerm, fit_whole_model, nnls_relative
+from tflat.predict.whole import WholeModelTerm, nnls_relative
 
 VARIANTS = (
     "today",
@@ -213,25 +212,16 @@ def fit(name: str, mix: SourceMix, rows: Any, corpus: Sequence[ModelParts] = ())
         oof[te] = build(mix, [shapes[i] for i in tr], y[tr])([shapes[i] for i in te])
     final = build(mix, shapes, y)
     oof = np.where(np.isnan(oof), final(shapes), oof)
-    by_model: dict[str, list[float]] = defaultdict(list)
-    measured: dict[str, list[float]] = defaultdict(list)
-    for m, v, t in zip(rows.model, oof, y, strict=True):
-        by_model[m].append(float(v))
-        measured[m].append(float(t))
-    timed = [mp for mp in rows.parts if mp.measured_ms and mp.shapes]
-    times = [float(mp.measured_ms or 0.0) for mp in timed]
     if name == "src_term":
-        a = np.array([[sum(by_model[mp.model]), source_rest_ms(mix, mp), 1.0] for mp in timed])
-        out = Fitted(final, None, nnls_relative(a, np.array(times)), mix)
-    else:
-        whole = fit_whole_model(
-            [parts_features(mp, by_model[mp.model]) for mp in timed],
-            times,
-            [mp.family for mp in timed],
-            0.8,
-            measured_features=[parts_features(mp, measured[mp.model]) for mp in timed],
+        timed = [mp for mp in rows.parts if mp.measured_ms and mp.shapes]
+        row_model = np.array(rows.model)
+        a = np.array(
+            [[oof[row_model == mp.model].sum(), source_rest_ms(mix, mp), 1.0] for mp in timed]
         )
-        out = Fitted(final, WholeModelTerm.from_bundle(whole), None, mix)
+        times = np.array([float(mp.measured_ms or 0.0) for mp in timed])
+        out = Fitted(final, None, nnls_relative(a, times), mix)
+    else:
+        out = Fitted(final, WholeModelTerm.from_bundle(whole_term_on(rows, oof)), None, mix)
     out.kernel_oof_mape_pct = float(np.mean(np.abs(oof / y - 1)) * 100)
     return out
 
@@ -346,12 +336,10 @@ def main() -> int:
     ap.add_argument("--devices", default=",".join(DEVICES))
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--cache", type=Path, default=None, help="device_transfer.py's --cache")
-    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
-    ap.add_argument("--md-only", action="store_true", help="rewrite the .md from the .json")
+    harness.add_output_args(ap)
     args = ap.parse_args()
     if args.md_only:
-        write_md(json.loads((args.out / "op_profiled_sources.json").read_text()), args.out)
-        return 0
+        return harness.rewrite_md(args.out, "op_profiled_sources", write_md)
     t0 = time.perf_counter()
     data = load_usc()
     folds = harness.Folds(data, args.cache)
@@ -376,10 +364,7 @@ def main() -> int:
         "variants": variants,
         "devices": results,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "op_profiled_sources.json").write_text(json.dumps(payload, indent=1) + "\n")
-    write_md(payload, args.out)
-    return 0
+    return harness.write_results(args.out, "op_profiled_sources", payload, write_md)
 
 
 if __name__ == "__main__":

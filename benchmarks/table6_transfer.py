@@ -124,10 +124,10 @@ bundle's provenance as `transfer.not_fitted`). Measured on these rows:
   pricer (basis `cpu`): 20.6 / 4.1 ms, far from any reading. The paper does not name its GPU
   runtime or its version, nor how its classifiers were exported (for detection it names
   TensorFlow Model Garden implementations), so no fact says which delegate rule set to give
-  these two bundles; they keep the 2.10 rules. A later gpu_compatibility.cc lists GELU among the one-input element-wise
-  ops it takes and has no group check for CONV_2D, but keeps the MUL check the layer norm's
-  matrix-vector MUL fails ((1, 56, 56, 1) x (1, 1, 1, 96), both at run time), so even
-  that delegate would split Keras's graph.
+  these two bundles; they keep the 2.10 rules. A later gpu_compatibility.cc lists GELU among
+  the one-input element-wise ops it takes and has no group check for CONV_2D, but keeps the
+  MUL check the layer norm's matrix-vector MUL fails ((1, 56, 56, 1) x (1, 1, 1, 96), both
+  at run time), so even that delegate would split Keras's graph.
 - MobileNet-V2-0.5x on pixel7: the other timings put a floor of about 7.5 ms under every
   model (MobileNet-V1 13.0, V2 13.6, V2-1.5x 16.4, V2-2.0x 19.1 ms grow by 2.7 ms per width
   step); the 0.5x runs at 8.3 ms, under that line.

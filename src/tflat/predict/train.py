@@ -351,20 +351,26 @@ def _candidate(
     if np.isnan(oof).any():
         km = fit_kernels(shapes, y, params)
         oof = np.where(np.isnan(oof), km.predict(shapes), oof)
+    return _Candidate(name=name, params=params, oof=oof, whole=whole_term_on(rows, oof))
+
+
+def whole_term_on(rows: _Rows, oof: np.ndarray) -> dict[str, Any]:
+    """The whole-model term of the timed models of ``rows``, fitted on their kernels'
+    out-of-fold times ``oof`` (one per row) or on the measured ones (:func:`fit_whole_model`
+    chooses, by family-held-out error)."""
     oof_by_model: dict[str, list[float]] = defaultdict(list)
     y_by_model: dict[str, list[float]] = defaultdict(list)
-    for m, v, t in zip(rows.model, oof, y, strict=True):
+    for m, v, t in zip(rows.model, oof, rows.y, strict=True):
         oof_by_model[m].append(float(v))
         y_by_model[m].append(float(t))
     fit_parts = [mp for mp in rows.parts if mp.measured_ms and mp.shapes]
-    whole = fit_whole_model(
+    return fit_whole_model(
         [parts_features(mp, oof_by_model[mp.model]) for mp in fit_parts],
         [float(mp.measured_ms or 0.0) for mp in fit_parts],
         [mp.family for mp in fit_parts],
         INTERVAL,
         measured_features=[parts_features(mp, y_by_model[mp.model]) for mp in fit_parts],
     )
-    return _Candidate(name=name, params=params, oof=oof, whole=whole)
 
 
 def _kernel_interval(
