@@ -314,7 +314,9 @@ training models' kernel rows pseudo-labelled from the sources added to training 
 (worse with any weight); the sources' predicted non-kernel time as a feature (no change); a
 geometric blend with the transfer at weight 0.1 (93 / 90 / 97 / 94 / 97 / 91, +0.2 points,
 not one bundle). What limits it is the whole-model term: fitted on all 79 models with the
-*measured* kernel times, in sample, it puts s10 at 91.3 % (the others 97-100 %).
+*measured* kernel times, in sample, it puts s10 at 91.3 % (the others 97-100 %). A second
+round (op_profiled_sources.md: the sources as the base the ten's rows correct, their price as
+a tree feature, their non-kernel time in the whole-model term, blends) kept nothing either.
 """
 
 
