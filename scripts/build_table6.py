@@ -111,6 +111,8 @@ def build_phone(phone: str, folder: Path, published: Path, usc: Path) -> dict[st
     bundle["provenance"]["timings_csv"] = csv_path.read_text(encoding="utf-8")
     bundle["provenance"]["models_built_by"] = "tflat.devices.keras_apps (scripts/build_table6.py)"
     t = bundle["provenance"]["transfer"]
+    for note in result.notes:
+        print(note)
     print(
         f"{phone}: {len(rows)} timings, {result.timings} fitted, leave-one-timing-out MAPE "
         f"{t['loo_mape_pct']:.1f} %"

@@ -1,11 +1,12 @@
 """``tflat device add``: a predictor for a phone tflat has not measured, three ways.
 
 - **timings** (``--timings CSV``): whole-model times of a few models on the new phone and its
-  GPU's name; the shipped phones' predictors are transferred (:mod:`tflat.devices.transfer`);
+  GPU's name; the shipped phones' predictors are transferred (:mod:`tflat.devices.transfer`;
+  a timed model the delegate splits, refused ops on the CPU, is kept but not fitted);
 - **profiled** (no ``--timings``): the phone's own kernel rows and whole-model times in the
   USC data or the database, however few, train its predictor as ``tflat train`` does (with ten
   diverse models that beat every way of mixing in the sources we tried:
-  benchmarks/results/device_transfer.md);
+  benchmarks/results/device_transfer.md and op_profiled_sources.md);
 - **sharpen** (a calibrated ``host-cpu*`` or ``android:SERIAL`` id with ``--timings``): the
   device's per-op predictor stays, its whole-model term is refitted on the timings.
 """
@@ -223,7 +224,7 @@ def _gpu_only(timed: Sequence[ModelParts]) -> tuple[list[ModelParts], list[dict[
         cpu = int(getattr(p, "cpu_kernels", 0))
         if cpu:
             why = f"{cpu} of its kernels run on the CPU (ops the GPU delegate refuses)"
-            log.warning("%s: %s", p.model, f"not fitted, {why}")
+            log.info("%s: not fitted, %s", p.model, why)  # the caller shows AddResult.notes
             left.append({"model": p.model, "cpu_kernels": cpu, "why": why})
         else:
             keep.append(p)
