@@ -45,15 +45,15 @@ def add_graph(tmp: Path, hw: int, channels: int = 96) -> Graph:
     return save(b, tmp / f"add_{hw}.tflite")
 
 
-def conv_cumsum_conv(tmp: Path) -> Graph:
-    """conv -> CUMSUM (refused by the 2.10 delegate) -> conv."""
+def conv_cumsum_conv(tmp: Path, hw: int = 56) -> Graph:
+    """conv -> CUMSUM (refused by the 2.10 delegate) -> conv, on ``hw`` x ``hw`` x 32."""
     b = GraphBuilder(seed=0)
-    x = b.input((1, 56, 56, 32))
+    x = b.input((1, hw, hw, 32))
     y = b.conv2d(x, 32, 3, activation="relu")
     (z,) = b.op("CUMSUM", [y, b.const([3], name="axis")], [y.shape],
                 options=("CumsumOptions", {}))  # fmt: skip
     b.output(b.conv2d(z, 32, 3, activation="relu"))
-    return save(b, tmp / "conv_cumsum_conv.tflite")
+    return save(b, tmp / ("conv_cumsum_conv.tflite" if hw == 56 else f"conv_cumsum_{hw}.tflite"))
 
 
 def conv_reshape_cumsum(tmp: Path) -> Graph:

@@ -248,6 +248,57 @@ def test_a_timed_model_partly_on_the_cpu_is_left_out_of_the_fit(
     assert "1 of 3 timed models run partly on the CPU" in err
 
 
+def _cumsum_kernel(model: Path, device: str, capsys: pytest.CaptureFixture[str]) -> Any:
+    code, out, err = run(["estimate", str(model), "-d", device, "--format", "json"], capsys)
+    assert code == 0, err
+    est = json.loads(out)
+    est = est[0] if isinstance(est, list) else est
+    (cpu,) = [k for k in est["kernels"] if "refuses CUMSUM" in k["basis_note"]]
+    return est, cpu
+
+
+def test_a_transferred_phone_prices_refused_ops_on_cpu_rates_borrowed_from_its_sources(
+    zoo_models: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A CUMSUM the delegate refuses, on a phone 'device add' wrote: basis cpu, priced by
+    its size as a measured phone's CPU prices it, and the note and a warning say borrowed."""
+    from pricing_graphs import conv_cumsum_conv
+
+    rows = [("mobilenet.tflite", "4.1"), ("mobilenetv2.tflite", "5.3"), ("resnet18.tflite", "8.9")]
+    out_file = tmp_path / "lab.json"
+    csv_path = timings_csv(zoo_models["mobilenet"].parent, rows, "cpu.csv")
+    code, _out, err = run(["device", "add", "lab", "--gpu", "Mali-G710 MP7", "--from-devices",
+                           "pixel4,s10,a03s", "-o", str(out_file), "--timings", str(csv_path)],
+                          capsys)  # fmt: skip
+    assert code == 0, err
+    pricing = json.loads(out_file.read_text())["pricing"]
+    assert set(pricing) == {"cpu", "edges", "analytic"}
+    for section in pricing.values():
+        assert section["borrowed_from"] == ["pixel4", "s10", "a03s"]
+        assert section["provenance"]["basis"] == "borrowed"
+    ratios = {}
+    for device in (str(out_file), "pixel4", "s10"):
+        prices = []
+        for hw in (14, 112):
+            est, cpu = _cumsum_kernel(conv_cumsum_conv(tmp_path, hw).path, device, capsys)
+            assert cpu["basis"] == "cpu" and cpu["latency_ms"] > 0
+            assert cpu["low_ms"] < cpu["latency_ms"] < cpu["high_ms"]
+            prices.append(cpu["latency_ms"] - cpu["transfer_ms"])
+            borrowed = [w for w in est["warnings"] if "borrowed from source phones" in w]
+            if device == str(out_file):
+                assert "borrowed from source phones (pixel4, s10, a03s)" in cpu["basis_note"]
+                assert est["cpu_fallback_ms"] > 0 and est["transfer_ms"] > 0
+                if hw == 112:  # most of the time is on the CPU
+                    assert borrowed and "a03s, pixel4, s10" in borrowed[0]
+            else:
+                assert "borrowed" not in cpu["basis_note"] and not borrowed
+        ratios[device] = prices[1] / prices[0]
+    # 64 times the elements: the borrowed CPU prices the growth as the measured CPUs do
+    measured = sorted([ratios["pixel4"], ratios["s10"]])
+    assert measured[0] > 10
+    assert measured[0] / 2 < ratios[str(out_file)] < measured[1] * 2
+
+
 def test_table6_networks_build_and_partition() -> None:
     from tflat.devices.keras_apps import build_keras_app
     from tflat.gpu import partition

@@ -17,13 +17,16 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tflat.devices.gpus import GpuSpec, gpu_spec
 from tflat.devices.structure import parts_from_graph, parts_from_usc
 from tflat.devices.timings import Timing, read_timings
 from tflat.errors import TflatError
 from tflat.predict.train import ModelParts
+
+if TYPE_CHECKING:
+    from tflat.model.ops import Graph
 
 log = logging.getLogger(__name__)
 
@@ -132,17 +135,23 @@ def timed_parts(
     return out
 
 
-def zoo_corpus(gpu_family: str) -> list[ModelParts]:
-    """The zoo networks of :data:`CORPUS_ZOO`, partitioned for ``gpu_family``."""
+def zoo_graphs() -> list[tuple[str, Graph]]:
+    """The zoo networks of :data:`CORPUS_ZOO`, read, each with its name ``arch@width``."""
     from tflat.model import read_model, zoo
 
-    out: list[ModelParts] = []
-    for arch, widths in CORPUS_ZOO:
-        for w in widths:
-            name = f"{arch}@{w:g}"
-            graph = read_model(zoo.build_model(arch, width=w))
-            out.append(parts_from_graph(graph, name, gpu_family))
-    return out
+    return [
+        (f"{arch}@{w:g}", read_model(zoo.build_model(arch, width=w)))
+        for arch, widths in CORPUS_ZOO
+        for w in widths
+    ]
+
+
+def zoo_corpus(
+    gpu_family: str, graphs: Sequence[tuple[str, Graph]] | None = None
+) -> list[ModelParts]:
+    """The zoo networks of :data:`CORPUS_ZOO` (or ``graphs`` read from them), partitioned for
+    ``gpu_family``."""
+    return [parts_from_graph(g, name, gpu_family) for name, g in graphs or zoo_graphs()]
 
 
 def _add_from_timings(
@@ -154,6 +163,7 @@ def _add_from_timings(
     name: str | None,
 ) -> AddResult:
     from tflat.devices import transfer
+    from tflat.devices.borrowed import borrowed_pricing
 
     data = None
     usc_names: set[str] = set()
@@ -170,7 +180,8 @@ def _add_from_timings(
     timed, left_out = _gpu_only(all_timed)
     mix = transfer.SourceMix(sources)
     tf = transfer.fit_timings(mix, timed)
-    corpus = [*zoo_corpus(family), *usc_parts.values()]
+    graphs = zoo_graphs()
+    corpus = [*zoo_corpus(family, graphs), *usc_parts.values()]
     card = {
         "id": device,
         "name": name or device,
@@ -201,6 +212,11 @@ def _add_from_timings(
     bundle = transfer.distill(
         mix, tf, corpus, timed, device=card, gpu_family=family, provenance=provenance
     )
+    # the phone's CPU, its partition edges and GPU kinds nobody measured: borrowed prices
+    pricing = borrowed_pricing(sources, [g for _, g in graphs], family, tf.fit.scale["unlisted"],
+                               str(bundle["precision"]))  # fmt: skip
+    if pricing:
+        bundle["pricing"] = pricing
     fitted = tuple(
         (p.model, float(p.measured_ms or 0.0), float(f))
         for p, f in zip(timed, tf.fitted_ms, strict=True)

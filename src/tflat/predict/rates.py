@@ -38,6 +38,8 @@ from tflat.predict.sections import (
     MAX_RATE,
     Band,
     band_of,
+    borrowed_dict,
+    borrowed_of,
     check_band,
     check_rates,
     reading,
@@ -103,6 +105,8 @@ class AnalyticParams:
     log_interval: Band = DEFAULT_BAND
     class_factor: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_CLASS_FACTOR))
     provenance: Mapping[str, Any] = field(default_factory=dict)
+    #: the phones these rates were borrowed from (a transferred phone: tflat.devices.borrowed)
+    borrowed_from: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         check_rates("analytic pricing", self, _RATES, positive=("launch_ms",))
@@ -122,6 +126,7 @@ class AnalyticParams:
                 log_interval=band_of(section),
                 class_factor={str(k): float(v) for k, v in factors.items()},
                 provenance=dict(section.get("provenance", {})),
+                borrowed_from=borrowed_of(section),
             )
 
     def to_dict(self) -> dict[str, Any]:
@@ -131,7 +136,7 @@ class AnalyticParams:
             "log_interval": list(self.log_interval),
             "class_factor": dict(self.class_factor),
             "provenance": dict(self.provenance),
-        }
+        } | borrowed_dict(self.borrowed_from)
 
     def ms(self, work: KernelWork) -> float:
         """The central price of one kernel's work."""

@@ -58,3 +58,26 @@ def check_band(what: str, name: str, band: Band) -> None:
         raise PredictorError(f"{what}: {name} must hold 0, not {lo}, {hi}")
     if max(-lo, hi) > MAX_LOG_RATIO:
         raise PredictorError(f"{what}: {name} wider than exp(±{MAX_LOG_RATIO:g})")
+
+
+def borrowed_of(section: Mapping[str, Any]) -> tuple[str, ...]:
+    """The phones a section's figures were borrowed from (``borrowed_from``; none: its own)."""
+    raw = section.get("borrowed_from", ())
+    if isinstance(raw, str) or not all(isinstance(d, str) for d in raw):
+        raise TypeError(f"borrowed_from must be a list of device ids, not {raw!r}")
+    return tuple(raw)
+
+
+def borrowed_dict(borrowed_from: Sequence[str]) -> dict[str, Any]:
+    """``borrowed_from`` as a section holds it (absent when the figures are the phone's own)."""
+    return {"borrowed_from": list(borrowed_from)} if borrowed_from else {}
+
+
+def borrowed_note(borrowed_from: Sequence[str], what: str) -> str:
+    """What a price's note adds when its rates were borrowed from other phones."""
+    if not borrowed_from:
+        return ""
+    return (
+        f"; {what} rates borrowed from source phones ({', '.join(borrowed_from)}): "
+        "this phone was never timed on it"
+    )

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from tflat.predict.rates import AnalyticParams, KernelWork, shape_works
+from tflat.predict.sections import borrowed_note
 from tflat.pricing.base import Basis, FittedPricer, Price, Pricer, PricingContext
 from tflat.pricing.work import kernel_ops, kernel_work
 
@@ -53,7 +54,7 @@ class AnalyticPricer(FittedPricer, Pricer):
             note = (
                 f"no {k.kind} measurements on this device: {work.mbytes:.3g} MB moved, "
                 f"{work.gflops:.3g} GFLOP at its fitted rates"
-            )
+            ) + borrowed_note(self.params.borrowed_from, "GPU")
             out.append(Price(ms, ms * math.exp(lo), ms * math.exp(hi), Basis.ANALYTIC, note))
         return out
 

@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 #: Below this share of the time (overhead excluded) resting on learned prices, an estimate
 #: warns and names the kinds that make up the rest.
 LEARNED_SHARE_WARNING = 0.9
+#: From this share of the time (overhead excluded) priced with rates borrowed from other phones
+#: (a transferred phone's CPU, copies and unmeasured GPU kinds), an estimate warns.
+BORROWED_SHARE_WARNING = 0.05
 
 
 def estimate(
@@ -124,6 +127,7 @@ def compose(graph: Graph, registry: PricerRegistry, precision: str | None = None
         log.warning("%s: %s", graph.name, w)
     # what the figures rest on is the estimate's to show, not a fault to log
     warnings += _basis_warning(kernels, rows, total_ms - overhead_ms)
+    warnings += _borrowed_warning(registry, kernels, rows, total_ms - overhead_ms)
     layers = tuple(
         LayerEstimate(**d, share=(d["latency_ms"] / total_ms if total_ms > 0 else 0.0))
         for d in drafts
@@ -349,6 +353,33 @@ def _basis_warning(
     return [
         f"only {100 * learned / priced_ms:.0f} % of the time (overhead excluded) is learned "
         f"from measured kernels of the same kind; the rest: {parts}"
+    ]
+
+
+def _borrowed_warning(
+    registry: PricerRegistry,
+    kernels: Sequence[Kernel],
+    rows: Sequence[KernelEstimate],
+    priced_ms: float,
+) -> list[str]:
+    """A warning when :data:`BORROWED_SHARE_WARNING` or more of the time (overhead excluded)
+    rests on rates borrowed from other phones (a section's ``borrowed_from``)."""
+    lenders: set[str] = set()
+    ms = 0.0
+    for k, r in zip(kernels, rows, strict=True):
+        pricer = registry.pricer_for(k)
+        own = tuple(getattr(getattr(pricer, "params", None), "borrowed_from", ()))
+        edges = tuple(getattr(getattr(registry.edges, "params", None), "borrowed_from", ()))
+        part = (r.latency_ms - r.transfer_ms if own else 0.0) + (r.transfer_ms if edges else 0.0)
+        if part > 0:
+            ms += part
+            lenders.update(own if own and r.latency_ms > r.transfer_ms else edges)
+    if priced_ms <= 0 or ms < BORROWED_SHARE_WARNING * priced_ms:
+        return []
+    return [
+        f"{_percent(ms / priced_ms)} of the time (overhead excluded) is priced with rates "
+        f"borrowed from source phones ({', '.join(sorted(lenders))}): {registry.device} was "
+        "never timed on those kernels (its CPU, GPU<->CPU copies, unmeasured GPU kinds)"
     ]
 
 

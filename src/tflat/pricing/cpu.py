@@ -21,7 +21,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tflat.predict.sections import DEFAULT_BAND, Band, band_of, check_band, check_rates, reading
+from tflat.predict.sections import (
+    DEFAULT_BAND,
+    Band,
+    band_of,
+    borrowed_dict,
+    borrowed_note,
+    borrowed_of,
+    check_band,
+    check_rates,
+    reading,
+)
 from tflat.pricing.base import Basis, FittedPricer, Price, Pricer, PricingContext
 from tflat.pricing.work import kernel_ops, kernel_work
 
@@ -49,6 +59,8 @@ class CpuParams:
     #: the USC CPU configuration the rates were fitted on ("1large": one big core)
     config: str = "1large|float"
     provenance: Mapping[str, Any] = field(default_factory=dict)
+    #: the phones these rates were borrowed from (a transferred phone's CPU was never timed)
+    borrowed_from: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         check_rates("cpu pricing", self, _RATES, positive=("ms_per_gflop_dense", "ms_per_mb"))
@@ -65,6 +77,7 @@ class CpuParams:
                 other_log_interval=band_of(section, "other_log_interval", band),
                 config=str(section.get("config", "1large|float")),
                 provenance=dict(section.get("provenance", {})),
+                borrowed_from=borrowed_of(section),
             )
 
     def to_dict(self) -> dict[str, Any]:
@@ -74,7 +87,7 @@ class CpuParams:
             "other_log_interval": list(self.other_log_interval),
             "config": self.config,
             "provenance": dict(self.provenance),
-        }
+        } | borrowed_dict(self.borrowed_from)
 
     def op_cost_ms(self, dense_gflop: float, other_gflop: float, mbytes: float) -> float:
         return (
@@ -121,5 +134,6 @@ class CpuPricer(FittedPricer, Pricer):
                 ms, low, high = ms + op_ms, low + op_ms * math.exp(lo), high + op_ms * math.exp(hi)
             types = ", ".join(sorted({op.type for op in ops}))
             note = f"the GPU delegate refuses {types}: priced on the CPU ({self.params.config})"
+            note += borrowed_note(self.params.borrowed_from, "CPU")
             out.append(Price(ms, min(low, ms), max(high, ms), Basis.CPU, note))
         return out
