@@ -299,6 +299,41 @@ def test_a_transferred_phone_prices_refused_ops_on_cpu_rates_borrowed_from_its_s
     assert measured[0] / 2 < ratios[str(out_file)] < measured[1] * 2
 
 
+def test_cpu_timings_set_the_level_of_the_borrowed_cpu_rates(
+    zoo_models: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tflat.devices.borrowed import cpu_ms, cpu_run_work
+    from tflat.pricing.cpu import CpuParams
+
+    folder = zoo_models["mobilenet"].parent
+    gpu_csv = timings_csv(folder, [("mobilenet.tflite", "4.1"), ("mobilenetv2.tflite", "5.3"),
+                                   ("resnet18.tflite", "8.9")], "gpu.csv")  # fmt: skip
+    cpu_ms_given = {"mobilenet.tflite": 3.0, "mobilenetv2.tflite": 4.0, "resnet18.tflite": 30.0}
+    cpu_csv = timings_csv(folder, [(m, str(v)) for m, v in cpu_ms_given.items()], "cpu.csv")
+    out_file = tmp_path / "lab.json"
+    argv = ["device", "add", "lab", "--gpu", "Adreno 740", "--from-devices", "pixel4,s10",
+            "--timings", str(gpu_csv), "-o", str(out_file)]  # fmt: skip
+    code, _out, err = run([*argv, "--cpu-timings", str(cpu_csv)], capsys)
+    assert code == 0, err
+    pricing = json.loads(out_file.read_text())["pricing"]
+    cpu = CpuParams.from_dict(pricing["cpu"])
+    record = pricing["cpu"]["provenance"]["cpu_timings"]
+    ratios = [cpu_ms(cpu, cpu_run_work(read_model(folder / m))) / ms
+              for m, ms in cpu_ms_given.items()]  # fmt: skip
+    # one factor: the timed models' priced / measured ratios have a geometric mean of one
+    assert math.isclose(float(np.exp(np.mean(np.log(ratios)))), 1.0, rel_tol=1e-6)
+    assert len(record["loo_log_residuals"]) == 3 and cpu.borrowed_from == ("pixel4", "s10")
+    assert pricing["edges"]["ms_per_mb"] == pytest.approx(cpu.ms_per_mb)
+    # CPU timings of a model not on disk, or without --timings: one line, exit 1
+    bad = timings_csv(folder, [("mobilenet.tflite", "3"), ("nosuch.tflite", "4"),
+                               ("resnet18.tflite", "30")], "cpu_bad.csv")  # fmt: skip
+    code, _out, err = run([*argv, "--cpu-timings", str(bad)], capsys)
+    assert code == 1 and len(err.strip().splitlines()) == 1 and "nosuch.tflite" in err
+    code, _out, err = run(["device", "add", "lab", "--usc", str(tmp_path), "--cpu-timings",
+                           str(cpu_csv)], capsys)  # fmt: skip
+    assert code == 1 and "--cpu-timings goes with --timings" in err
+
+
 def test_table6_networks_build_and_partition() -> None:
     from tflat.devices.keras_apps import build_keras_app
     from tflat.gpu import partition

@@ -37,6 +37,12 @@ def device_group() -> None:
     "--from-devices",
     help="Comma-separated source devices (default: every shipped phone but ID).",
 )
+@click.option(
+    "--cpu-timings",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="CSV with columns model,ms: a .tflite path and its whole-model latency on the "
+    "phone's CPU; sets the level of the CPU rates borrowed from the sources (with --timings).",
+)
 @click.option("--name", help="Display name of the device (default: ID).")
 @click.option(
     "-o",
@@ -52,6 +58,7 @@ def add_cmd(
     db_url: str | None,
     from_devices: str | None,
     name: str | None,
+    cpu_timings: Path | None,
     output: Path | None,
 ) -> None:
     """Build the predictor of a phone from a few whole-model timings (and its GPU's name),
@@ -63,7 +70,7 @@ def add_cmd(
     if from_devices is not None and not sources:
         raise TflatError("--from-devices: no device ids")
     result = tflat.add_device(device_id, gpu=gpu, timings=timings, usc=usc, db_url=db_url,
-                        from_devices=sources, name=name)  # fmt: skip
+                        from_devices=sources, name=name, cpu_timings=cpu_timings)  # fmt: skip
     for line in _summary(result):
         click.echo(line)
     if output is not None:

@@ -70,10 +70,15 @@ def add_device(
     db_url: str | None = None,
     from_devices: Sequence[str] | None = None,
     name: str | None = None,
+    cpu_timings: Path | None = None,
 ) -> AddResult:
-    """Build the predictor of ``device`` (see the module docstring for the three ways)."""
+    """Build the predictor of ``device`` (see the module docstring for the three ways).
+    ``cpu_timings``: whole-model CPU times of the phone (``model,ms``, .tflite paths) that set
+    the level of its borrowed CPU rates (timings way only)."""
     from tflat.pricing.predictors import is_calibratable
 
+    if cpu_timings is not None and (timings is None or is_calibratable(device)):
+        raise TflatError("--cpu-timings goes with --timings, for a phone transferred from them")
     if is_calibratable(device):
         if timings is None:
             raise TflatError(
@@ -93,7 +98,8 @@ def add_device(
         raise TflatError("--db gives a phone's own measured rows: use it without --timings")
     if gpu is None:
         raise TflatError("--gpu NAME is needed to transfer from timings (e.g. 'Mali-G710 MP7')")
-    return _add_from_timings(device, gpu_spec(gpu), timings, usc, from_devices, name)
+    return _add_from_timings(device, gpu_spec(gpu), timings, usc, from_devices, name,
+                             cpu_timings)  # fmt: skip
 
 
 def _sources(device: str, from_devices: Sequence[str] | None) -> list[Any]:
@@ -161,6 +167,7 @@ def _add_from_timings(
     usc: Path | None,
     from_devices: Sequence[str] | None,
     name: str | None,
+    cpu_timings: Path | None = None,
 ) -> AddResult:
     from tflat.devices import transfer
     from tflat.devices.borrowed import borrowed_pricing
@@ -215,6 +222,9 @@ def _add_from_timings(
     # the phone's CPU, its partition edges and GPU kinds nobody measured: borrowed prices
     pricing = borrowed_pricing(sources, [g for _, g in graphs], family, tf.fit.scale["unlisted"],
                                str(bundle["precision"]))  # fmt: skip
+    if pricing and cpu_timings is not None:
+        pricing = _cpu_timed(pricing, cpu_timings, usc_names)
+        bundle["provenance"]["transfer"]["cpu_timings_file"] = cpu_timings.name
     if pricing:
         bundle["pricing"] = pricing
     fitted = tuple(
@@ -223,6 +233,23 @@ def _add_from_timings(
     )
     notes = tuple(f"{d['model']}: not fitted, {d['why']}" for d in left_out)
     return AddResult(device, "timings", bundle, timings=len(timed), fitted=fitted, notes=notes)
+
+
+def _cpu_timed(pricing: dict[str, Any], csv_path: Path, usc_names: set[str]) -> dict[str, Any]:
+    """The borrowed sections with the CPU's level set by whole-model CPU timings."""
+    from tflat.devices.borrowed import cpu_run_work, timed_cpu
+    from tflat.model import read_model
+
+    timed = []
+    for t in read_timings(csv_path, usc_names):
+        if t.path is None:
+            raise TflatError(f"line {t.line}: a CPU timing needs the model's .tflite file")
+        try:
+            graph = read_model(t.path)
+        except TflatError as exc:
+            raise TflatError(f"line {t.line}: {exc}") from exc
+        timed.append((t.model, cpu_run_work(graph), t.latency_ms))
+    return timed_cpu(pricing, timed)
 
 
 def _gpu_only(timed: Sequence[ModelParts]) -> tuple[list[ModelParts], list[dict[str, Any]]]:

@@ -1,16 +1,18 @@
 """Pricing sections of a transferred phone, borrowed from its source phones.
 
-A phone added from whole-model GPU timings (:mod:`tflat.devices.add`) was never timed on its
-CPU, nor on a kernel of a kind the sources' data lacks. What an op the delegate refuses costs
-on its CPU (``pricing.cpu``), a copy at a partition edge (``pricing.edges``) and a GPU kernel
-of a kind nobody measured (``pricing.analytic``) can only be borrowed from the source phones'
-own sections, and every price made from them says so (each section's ``borrowed_from``).
+A phone added from whole-model GPU timings (:mod:`tflat.devices.add`) has no measurement of
+one op on its CPU, nor of a GPU kernel of a kind the sources' data lacks. What an op the
+delegate refuses costs on its CPU (``pricing.cpu``), a copy at a partition edge
+(``pricing.edges``) and a GPU kernel of a kind nobody measured (``pricing.analytic``) can only
+be borrowed from the source phones' own sections, and every price made from them says so
+(each section's ``borrowed_from``, in the price's note; an estimate warns,
+:mod:`tflat.pricing.compose`).
 
 - ``cpu``: the rates whose prices come closest (least squares on relative error) to the
   geometric mean of the sources' CPU prices over the ops of the corpus networks, so that no
   one source's CPU dominates. No timing says which source the new CPU resembles, so the band
-  is the sources' own fitted band widened by the 10-90 % spread of log(source price /
-  combined price): the level of the sources included (they span about 7x).
+  is the sources' own fitted band widened (in quadrature) by the 10-90 % spread of
+  log(source price / combined price): the level of the sources included (they span about 7x).
 - ``edges``: one launch of the borrowed GPU rates plus the borrowed CPU's streaming rate;
   the sources' band (a stated factor of two) widened by the spread of their streaming rates.
 - ``analytic``: the same combination of the sources' analytic prices over the GPU kernels of
@@ -18,6 +20,9 @@ own sections, and every price made from them says so (each section's ``borrowed_
   fitted on the kernels the sources price as memory-bound copies), as the transfer scales its
   GPU kernels. The timings set that level, so the band is widened by the spread once each
   source's median level is taken out.
+
+Whole-model CPU timings of the phone, when given (``device add --cpu-timings``), set the level
+of the borrowed CPU rates (:func:`timed_cpu`): the sources keep the shape, the phone the level.
 """
 
 from __future__ import annotations
@@ -25,13 +30,15 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tflat.errors import TflatError
+
 if TYPE_CHECKING:
-    from tflat.model.ops import Graph
+    from tflat.model.ops import Graph, Op
     from tflat.predict.predictor import Predictor
     from tflat.predict.rates import AnalyticParams, KernelWork
     from tflat.pricing.cpu import CpuParams
@@ -60,8 +67,6 @@ def reference_work(
     from tflat.predict.rates import AnalyticParams
     from tflat.pricing.analytic import AnalyticPricer
     from tflat.pricing.base import PricingContext
-    from tflat.pricing.cpu import DENSE_OPS
-    from tflat.pricing.work import kernel_work
 
     counter = AnalyticPricer(AnalyticParams(gpu_family, 1.0, 0.0, 0.0, 0.0))
     bpe = 4 if precision == "fp32" else 2
@@ -72,13 +77,89 @@ def reference_work(
         by_index = {op.index: op for op in graph.ops}
         ctx = PricingContext(graph, kernels, by_index, precision=precision)
         priced = [k for k in kernels if k.kind != "free"]
-        for k in priced:
-            for i in k.op_indices:
-                w = kernel_work([by_index[i]], bytes_per_element=4, slices=False)
-                dense = w.gflops if by_index[i].type in DENSE_OPS else 0.0
-                cpu.append(CpuWork(dense, w.gflops - dense, w.mbytes))
+        cpu.extend(_op_work([by_index[i] for k in priced for i in k.op_indices]))
         gpu.extend(counter.works(ctx, [k for k in priced if k.on_gpu], bpe))
     return cpu, gpu
+
+
+def _op_work(ops: Sequence[Op]) -> list[CpuWork]:
+    from tflat.pricing.cpu import DENSE_OPS
+    from tflat.pricing.work import kernel_work
+
+    out = []
+    for op in ops:
+        w = kernel_work([op], bytes_per_element=4, slices=False)
+        dense = w.gflops if op.type in DENSE_OPS else 0.0
+        out.append(CpuWork(dense, w.gflops - dense, w.mbytes))
+    return out
+
+
+def cpu_run_work(graph: Graph) -> list[CpuWork]:
+    """The work of every op of ``graph`` run wholly on the CPU (layout-only ops free, as
+    the delegate's partition counts them)."""
+    from tflat.gpu import partition
+
+    by_index = {op.index: op for op in graph.ops}
+    kernels = partition(graph, rules="tflite_gpu")
+    return _op_work([by_index[i] for k in kernels if k.kind != "free" for i in k.op_indices])
+
+
+def cpu_ms(params: CpuParams, work: Sequence[CpuWork]) -> float:
+    """The CPU price of ``work`` (every op at ``params``' rates)."""
+    return sum(params.op_cost_ms(w.dense_gflop, w.other_gflop, w.mbytes) for w in work)
+
+
+def timed_cpu(
+    sections: Mapping[str, Any], timed: Sequence[tuple[str, Sequence[CpuWork], float]]
+) -> dict[str, Any]:
+    """``sections`` (borrowed) with the CPU's level set by whole-model CPU timings of the phone
+    (``(model, its work, ms)``): one factor on every CPU rate, the geometric mean of measured /
+    priced; the borrowed mix of the sources keeps the shape (GEMM vs streaming). The band of a
+    price: the leave-one-timing-out residuals of that factor, in quadrature with the sources'
+    own band and their spread once each one's level is taken out (these few whole models do
+    not test every kind of op alone)."""
+    from tflat.pricing.cpu import CpuParams
+    from tflat.pricing.edges import EdgeParams
+
+    if len(timed) < 2:
+        raise TflatError(f"CPU timings: need at least 2 models, got {len(timed)}")
+    cpu = CpuParams.from_dict(sections["cpu"])
+    logs = np.array([math.log(ms / max(cpu_ms(cpu, work), 1e-9)) for _, work, ms in timed])
+    level = float(np.exp(logs.mean()))
+    loo = np.array([logs[i] - np.delete(logs, i).mean() for i in range(len(logs))])
+    spread = np.array([min(loo.min(), 0.0), max(loo.max(), 0.0)])
+    # the sources' own bands: what the borrowed band was before the level spread widened it
+    own = np.array(sections["cpu"]["provenance"]["source_bands"])
+    shape = np.array(sections["cpu"]["provenance"]["shape_spread"])
+
+    def band(i: int) -> tuple[float, float]:
+        return (-math.hypot(own[i][0], spread[0], shape[i][0]),
+                math.hypot(own[i][1], spread[1], shape[i][1]))  # fmt: skip
+
+    rates = ("op_ms", "ms_per_gflop_dense", "ms_per_gflop_other", "ms_per_mb")
+    timed_rates = {n: getattr(cpu, n) * level for n in rates}
+    new_cpu = replace(cpu, **timed_rates, log_interval=band(0), other_log_interval=band(1),
+                      config=f"level from {len(timed)} whole-model CPU timings")  # fmt: skip
+    edges = EdgeParams.from_dict(sections["edges"])
+    new_edges = replace(edges, ms_per_mb=new_cpu.ms_per_mb)
+    record = {
+        "method": "one factor on the borrowed CPU rates: the geometric mean of measured / "
+        "priced over whole models run on the CPU; band: leave-one-timing-out residuals of the "
+        "factor, in quadrature with the sources' own band and their spread, level taken out",
+        "level": level,
+        "timings": [{"model": m, "ms": ms} for m, _, ms in timed],
+        "loo_log_residuals": [float(x) for x in loo],
+        "loo_mape_pct": float(np.mean(np.abs(np.expm1(-loo))) * 100),
+    }
+    out = dict(sections)
+    out["cpu"] = new_cpu.to_dict() | {
+        "provenance": dict(sections["cpu"]["provenance"]) | {"cpu_timings": record}
+    }
+    out["edges"] = new_edges.to_dict() | {
+        "provenance": dict(sections["edges"]["provenance"])
+        | {"ms_per_mb": "the CPU's streaming rate, its level set by the CPU timings"}
+    }
+    return out
 
 
 def _sections(sources: Sequence[Predictor]) -> list[tuple[str, Mapping[str, Any]]]:
@@ -114,7 +195,7 @@ def _widened(band: np.ndarray, spread: np.ndarray) -> tuple[float, float]:
 
 def _borrowed_cpu(
     found: Sequence[tuple[str, Mapping[str, Any]]], work: Sequence[CpuWork]
-) -> tuple[CpuParams, np.ndarray]:
+) -> tuple[CpuParams, np.ndarray, list[list[float]]]:
     from tflat.pricing.cpu import CpuParams
 
     params = [CpuParams.from_dict(p["cpu"]) for _, p in found]
@@ -137,7 +218,16 @@ def _borrowed_cpu(
         config=params[0].config,
         borrowed_from=tuple(d for d, _ in found),
     )
-    return cpu, np.array([p.ms_per_mb for p in params])
+    # the sources' disagreement on what one op costs against another, each one's level taken
+    # out: what CPU timings of the phone, which set the level, leave open
+    shape = spread - np.median(spread, axis=1, keepdims=True)
+    shapes = [_quantiles(shape[:, sel] if sel.any() else shape) for sel in (dense, ~dense)]
+    return cpu, np.array([p.ms_per_mb for p in params]), shapes
+
+
+def _quantiles(spread: np.ndarray) -> list[float]:
+    return [float(min(np.quantile(spread, SPREAD_Q[0]), 0.0)),
+            float(max(np.quantile(spread, SPREAD_Q[1]), 0.0))]  # fmt: skip
 
 
 def _borrowed_analytic(
@@ -186,7 +276,12 @@ def borrowed_pricing(
         log.warning("no source phone has pricing sections: refused ops priced roughly")
         return {}
     cpu_work, gpu_work = reference_work(graphs, gpu_family, precision)
-    cpu, source_mb_rates = _borrowed_cpu(found, cpu_work)
+    cpu, source_mb_rates, shape_spread = _borrowed_cpu(found, cpu_work)
+    own_bands = [
+        np.mean([p["cpu"]["log_interval"] for _, p in found], axis=0).tolist(),
+        np.mean([p["cpu"].get("other_log_interval", p["cpu"]["log_interval"])
+                 for _, p in found], axis=0).tolist(),
+    ]  # fmt: skip
     analytic = _borrowed_analytic(found, gpu_work, gpu_family, unlisted_scale)
     edge_bands = np.array([EdgeParams.from_dict(p["edges"]).log_interval for _, p in found])
     mb_spread = np.log(source_mb_rates / cpu.ms_per_mb)
@@ -209,7 +304,9 @@ def borrowed_pricing(
         | {"provenance": common | {
             "method": f"this phone's CPU was not timed: {how} of every reference op; band = the "
             "sources' mean band widened by the 10-90 % spread of log(source / combined "
-            "price), in quadrature"}},
+            "price), in quadrature",
+            "source_bands": own_bands,
+            "shape_spread": shape_spread}},
         "edges": edges.to_dict()
         | {"provenance": common | {
             "method": "convert_ms: one launch of the borrowed analytic rates; ms_per_mb: the "

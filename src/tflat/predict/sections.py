@@ -78,6 +78,6 @@ def borrowed_note(borrowed_from: Sequence[str], what: str) -> str:
     if not borrowed_from:
         return ""
     return (
-        f"; {what} rates borrowed from source phones ({', '.join(borrowed_from)}): "
-        "this phone was never timed on it"
+        f"; {what} rates borrowed from source phones ({', '.join(borrowed_from)}), "
+        "not measured on this phone"
     )

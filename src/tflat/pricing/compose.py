@@ -378,8 +378,8 @@ def _borrowed_warning(
         return []
     return [
         f"{_percent(ms / priced_ms)} of the time (overhead excluded) is priced with rates "
-        f"borrowed from source phones ({', '.join(sorted(lenders))}): {registry.device} was "
-        "never timed on those kernels (its CPU, GPU<->CPU copies, unmeasured GPU kinds)"
+        f"borrowed from source phones ({', '.join(sorted(lenders))}), not measured on "
+        f"{registry.device} (its CPU ops, GPU<->CPU copies, GPU kinds nobody measured)"
     ]
 
 

@@ -59,7 +59,7 @@ class CpuParams:
     #: the USC CPU configuration the rates were fitted on ("1large": one big core)
     config: str = "1large|float"
     provenance: Mapping[str, Any] = field(default_factory=dict)
-    #: the phones these rates were borrowed from (a transferred phone's CPU was never timed)
+    #: the phones these rates were borrowed from (a transferred phone: tflat.devices.borrowed)
     borrowed_from: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:

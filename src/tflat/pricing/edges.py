@@ -25,17 +25,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tflat.predict.sections import (
-    DEFAULT_BAND,
-    Band,
-    band_of,
-    borrowed_dict,
-    borrowed_note,
-    borrowed_of,
-    check_band,
-    check_rates,
-    reading,
-)
+from tflat.predict import sections
+from tflat.predict.sections import DEFAULT_BAND, Band, band_of, check_band, check_rates, reading
 from tflat.pricing.base import Basis, EdgePricer, FittedPricer, PartitionEdge, Price, PricingContext
 
 
@@ -46,7 +37,7 @@ class EdgeParams:
     #: no split graph is measured in the public data: a factor of two each way, stated
     log_interval: Band = DEFAULT_BAND
     provenance: Mapping[str, Any] = field(default_factory=dict)
-    #: the phones these rates were borrowed from (a transferred phone was never timed here)
+    #: the phones these rates were borrowed from (a transferred phone: tflat.devices.borrowed)
     borrowed_from: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -61,7 +52,7 @@ class EdgeParams:
                 ms_per_mb=float(section["ms_per_mb"]),
                 log_interval=band_of(section, default=DEFAULT_BAND),
                 provenance=dict(section.get("provenance", {})),
-                borrowed_from=borrowed_of(section),
+                borrowed_from=sections.borrowed_of(section),
             )
 
     def to_dict(self) -> dict[str, Any]:
@@ -70,7 +61,7 @@ class EdgeParams:
             "ms_per_mb": self.ms_per_mb,
             "log_interval": list(self.log_interval),
             "provenance": dict(self.provenance),
-        } | borrowed_dict(self.borrowed_from)
+        } | sections.borrowed_dict(self.borrowed_from)
 
 
 class TransferPricer(FittedPricer, EdgePricer):
@@ -88,6 +79,6 @@ class TransferPricer(FittedPricer, EdgePricer):
             ms = self.params.convert_ms + e.nbytes / 1e6 * self.params.ms_per_mb
             way = "CPU -> GPU" if e.to_gpu else "GPU -> CPU"
             note = f"copy of tensor {e.tensor_index} ({e.nbytes} B) {way}"
-            note += borrowed_note(self.params.borrowed_from, "copy")
+            note += sections.borrowed_note(self.params.borrowed_from, "copy")
             out.append(Price(ms, ms * math.exp(lo), ms * math.exp(hi), Basis.CPU, note))
         return out
