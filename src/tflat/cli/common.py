@@ -4,6 +4,7 @@ seconds, plan size), output formats and where output goes."""
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -106,6 +107,18 @@ def stdout_width() -> int | None:
     if columns.isdigit() and int(columns) > 0:
         return int(columns)
     return None if sys.stdout.isatty() else PLAIN_WIDTH
+
+
+def training_errors(bundle: dict[str, Any]) -> str:
+    """A trained bundle's errors in words: out-of-fold kernel and model MAPE, the model error
+    marked in-sample when too few models were trained on to hold one out."""
+    m = bundle.get("metrics", {})
+    in_sample = bundle.get("whole_model", {}).get("selection") == "in-sample"
+    how = " in-sample (too few models to hold one out)" if in_sample else ""
+    return (
+        f"out-of-fold kernel MAPE {m.get('kernel_oof_mape_pct', math.nan):.1f} %, "
+        f"model MAPE {m.get('model_oof_mape_pct', math.nan):.1f} %{how}"
+    )
 
 
 def write_text_atomic(path: Path, text: str) -> None:

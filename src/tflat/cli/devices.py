@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 import tflat
+from tflat.cli.common import training_errors
 from tflat.errors import TflatError
 
 
@@ -97,11 +98,9 @@ def _summary(result: tflat.AddResult) -> list[str]:
         )
         lines.extend(result.notes)
     elif result.mode == "profiled":
-        m = b.get("metrics", {})
         lines.append(
             f"{result.device}: trained on its own kernel rows of {result.timings} models; "
-            f"out-of-fold kernel MAPE {m.get('kernel_oof_mape_pct', math.nan):.1f} %, "
-            f"model MAPE {m.get('model_oof_mape_pct', math.nan):.1f} %"
+            f"{training_errors(b)}"
         )
     else:
         s = b["provenance"]["sharpened"]

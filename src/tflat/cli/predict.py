@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 import tflat
-from tflat.cli.common import db_option, emit, path_option, write_text_atomic
+from tflat.cli.common import db_option, emit, path_option, training_errors, write_text_atomic
 from tflat.errors import TflatError
 
 
@@ -36,14 +36,9 @@ def train_cmd(device: str, db_url: str | None, usc: Path | None, output: Path | 
                                     progress=bar)  # fmt: skip
     if output is not None:
         write_text_atomic(output, tflat.bundle_json(bundle) + "\n")
-    m = bundle["metrics"]
-    in_sample = bundle.get("whole_model", {}).get("selection") == "in-sample"
-    how = " in-sample (too few models to hold one out)" if in_sample else ""
     click.echo(
         f"trained {device}: {bundle['training_rows']['kernels']} kernels, "
-        f"{bundle['training_rows']['models']} models; out-of-fold kernel MAPE "
-        f"{m['kernel_oof_mape_pct']:.1f} %, model MAPE {m.get('model_oof_mape_pct', 0):.1f} %"
-        f"{how}; "
+        f"{bundle['training_rows']['models']} models; {training_errors(bundle)}; "
         f"saved to {output if output is not None else 'the database'}"
     )
 
