@@ -83,15 +83,9 @@ def reference_work(
 
 
 def _op_work(ops: Sequence[Op]) -> list[CpuWork]:
-    from tflat.pricing.cpu import DENSE_OPS
-    from tflat.pricing.work import kernel_work
+    from tflat.pricing.cpu import op_work
 
-    out = []
-    for op in ops:
-        w = kernel_work([op], bytes_per_element=4, slices=False)
-        dense = w.gflops if op.type in DENSE_OPS else 0.0
-        out.append(CpuWork(dense, w.gflops - dense, w.mbytes))
-    return out
+    return [CpuWork(*op_work(op)) for op in ops]
 
 
 def cpu_run_work(graph: Graph) -> list[CpuWork]:

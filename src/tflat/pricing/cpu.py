@@ -37,6 +37,7 @@ from tflat.pricing.work import kernel_ops, kernel_work
 
 if TYPE_CHECKING:
     from tflat.gpu.kernel import Kernel
+    from tflat.model.ops import Op
 
 
 @dataclass(frozen=True)
@@ -99,11 +100,19 @@ class CpuParams:
 
 
 _RATES = ("op_ms", "ms_per_gflop_dense", "ms_per_gflop_other", "ms_per_mb")
+
 #: Op types whose FLOPs run at the CPU's GEMM rate.
 DENSE_OPS = frozenset(
     {"CONV_2D", "FULLY_CONNECTED", "BATCH_MATMUL", "TRANSPOSE_CONV", "CONV_3D",
      "CUSTOM:Convolution2DTransposeBias", "UNIDIRECTIONAL_SEQUENCE_LSTM"}
 )  # fmt: skip
+
+
+def op_work(op: Op) -> tuple[float, float, float]:
+    """What the CPU model counts of one op: GEMM GFLOP, other GFLOP, fp32 MB."""
+    w = kernel_work([op], bytes_per_element=4, slices=False)
+    dense = w.gflops if op.type in DENSE_OPS else 0.0
+    return dense, w.gflops - dense, w.mbytes
 
 
 class CpuPricer(FittedPricer, Pricer):
@@ -123,9 +132,7 @@ class CpuPricer(FittedPricer, Pricer):
                 raise ValueError(f"kernel {k.index} has no op of the graph")
             ms = low = high = 0.0
             for op in ops:
-                w = kernel_work([op], bytes_per_element=4, slices=False)
-                dense = w.gflops if op.type in DENSE_OPS else 0.0
-                op_ms = self.params.op_cost_ms(dense, w.gflops - dense, w.mbytes)
+                op_ms = self.params.op_cost_ms(*op_work(op))
                 lo, hi = (
                     self.params.log_interval
                     if op.type in DENSE_OPS

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from tflat.predict.whole import nnls_relative
 from tflat.pricing.base import INTERVAL_LEVEL
 from tflat.pricing.cpu import CpuParams
 from tflat.pricing.edges import EdgeParams
@@ -75,14 +76,6 @@ def _weights(s: Any) -> float:
     return 0.0
 
 
-def _nnls(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    from scipy.optimize import nnls
-
-    w = 1.0 / y
-    coef, _ = nnls(x * w[:, None], y * w)
-    return np.asarray(coef, dtype=float)
-
-
 def fit_cpu(
     op_rows: Sequence[Any],
     cpu_models: Sequence[Any],
@@ -99,7 +92,7 @@ def fit_cpu(
     held = np.full(len(rows), np.nan)
     for fam in sorted(set(fams.tolist())):
         test = fams == fam
-        held[test] = x[test] @ _nnls(x[~test], y[~test])
+        held[test] = x[test] @ nnls_relative(x[~test], y[~test])
     log_ratio = np.log(y / np.maximum(held, 1e-6))
     tail = (1 - INTERVAL_LEVEL) / 2
     lo, hi = _band(log_ratio)
@@ -108,7 +101,7 @@ def fit_cpu(
     for fam in sorted(set(fams.tolist())):
         flo, fhi = _band(log_ratio[fams != fam])
         inside[fams == fam] = (log_ratio[fams == fam] >= flo) & (log_ratio[fams == fam] <= fhi)
-    coef = _nnls(x, y)
+    coef = nnls_relative(x, y)
     dense = max(float(coef[1]), 1e-6)
     mb_rate = max(float(coef[3]), 1e-6)
     record = {
